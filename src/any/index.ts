@@ -1,0 +1,9 @@
+export {
+  type Any,
+  isAny,
+  knownTypes,
+  packAny,
+  typeNameOf,
+  unpackAny,
+  unpackKnownAny,
+} from "./any.js";

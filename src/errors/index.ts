@@ -1,0 +1,10 @@
+export {
+  Code,
+  codeName,
+  codeOfKind,
+  codeOfNodeError,
+  type ErrorKind,
+  TransferError,
+  toConnectError,
+} from "./transfer-error.js";
+export { abortReason, throwIfAborted } from "./abort.js";
