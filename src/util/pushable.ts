@@ -15,10 +15,11 @@ interface Entry<T> {
 export class Pushable<T> implements AsyncIterableIterator<T> {
   readonly #entries: Entry<T>[] = [];
   readonly #limit: number;
-  #waiter?: {
+  // Reads that arrived before values, served in order.
+  readonly #waiters: {
     resolve: (result: IteratorResult<T>) => void;
     reject: (error: unknown) => void;
-  };
+  }[] = [];
   #ended = false;
   #error: unknown;
   #failed = false;
@@ -51,9 +52,8 @@ export class Pushable<T> implements AsyncIterableIterator<T> {
       );
     }
     return new Promise<void>((taken, dropped) => {
-      const waiter = this.#waiter;
+      const waiter = this.#waiters.shift();
       if (waiter) {
-        this.#waiter = undefined;
         waiter.resolve({ value, done: false });
         taken();
         return;
@@ -78,7 +78,7 @@ export class Pushable<T> implements AsyncIterableIterator<T> {
     }
     this.#ended = true;
     if (this.#entries.length === 0) {
-      this.#settleWaiter();
+      this.#settleWaiters();
     }
   }
 
@@ -95,7 +95,7 @@ export class Pushable<T> implements AsyncIterableIterator<T> {
     for (const entry of this.#entries.splice(0)) {
       entry.dropped(error);
     }
-    this.#settleWaiter();
+    this.#settleWaiters();
   }
 
   next(): Promise<IteratorResult<T>> {
@@ -110,13 +110,8 @@ export class Pushable<T> implements AsyncIterableIterator<T> {
     if (this.#ended) {
       return Promise.resolve({ value: undefined, done: true });
     }
-    if (this.#waiter) {
-      return Promise.reject(
-        new TransferError("concurrent reads of one queue", Code.Internal),
-      );
-    }
     return new Promise((resolve, reject) => {
-      this.#waiter = { resolve, reject };
+      this.#waiters.push({ resolve, reject });
     });
   }
 
@@ -129,20 +124,23 @@ export class Pushable<T> implements AsyncIterableIterator<T> {
     return Promise.resolve({ value: undefined, done: true });
   }
 
+  /** Fails the queue with `error`, as a consumer that gives up does. */
+  throw(error?: unknown): Promise<IteratorResult<T>> {
+    this.fail(error);
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
   [Symbol.asyncIterator](): AsyncIterableIterator<T> {
     return this;
   }
 
-  #settleWaiter(): void {
-    const waiter = this.#waiter;
-    if (!waiter) {
-      return;
-    }
-    this.#waiter = undefined;
-    if (this.#failed) {
-      waiter.reject(this.#error);
-    } else {
-      waiter.resolve({ value: undefined, done: true });
+  #settleWaiters(): void {
+    for (const waiter of this.#waiters.splice(0)) {
+      if (this.#failed) {
+        waiter.reject(this.#error);
+      } else {
+        waiter.resolve({ value: undefined, done: true });
+      }
     }
   }
 }

@@ -1,0 +1,18 @@
+export { sendBytes, type SendBytesOptions } from "./byte-sender.js";
+export { receiveBytes, type ReceiveBytesOptions } from "./byte-receiver.js";
+export { packData, packWindowUpdate, unpackData, unpackWindowUpdate } from "./data.js";
+export { type ByteSink, type ByteSource, readSource, whenAborted } from "./io.js";
+export { openStream, type OpenStreamOptions } from "./client-stream.js";
+export { StreamRegistry, type StreamRegistryOptions } from "./registry.js";
+export type { Stream } from "./stream.js";
+export {
+  createStreamCreator,
+  newStreamId,
+  type StreamCreator,
+} from "./stream-creator.js";
+export {
+  checkWindowUpdate,
+  goMaxChunkBytes,
+  goWindowBytes,
+  maxCredit,
+} from "./window.js";

@@ -1,0 +1,182 @@
+/**
+ * Adapters that let the byte sender read from Node and web streams and the
+ * byte receiver write to them with backpressure.
+ */
+import { once } from "node:events";
+import type { Writable } from "node:stream";
+import type { ReadableStream, WritableStream } from "node:stream/web";
+import { abortReason, Code, TransferError } from "../errors/index.js";
+
+/** Bytes to send: a Node Readable, a web ReadableStream or any iterable. */
+export type ByteSource =
+  | AsyncIterable<Uint8Array>
+  | Iterable<Uint8Array>
+  | ReadableStream<Uint8Array>;
+
+/** Where received bytes go: a Node Writable or a web WritableStream. */
+export type ByteSink = Writable | WritableStream<Uint8Array>;
+
+/** Returns an iterator over a source that checks every chunk is bytes. */
+export async function* readSource(
+  source: ByteSource,
+): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source as AsyncIterable<unknown>) {
+    if (!(chunk instanceof Uint8Array)) {
+      throw new TransferError(
+        `invalid source chunk of type ${typeof chunk}: a byte source must ` +
+          "yield Uint8Array or Buffer chunks (is the stream in object or " +
+          "string mode?)",
+        Code.InvalidArgument,
+      );
+    }
+    if (chunk.length > 0) {
+      yield chunk;
+    }
+  }
+}
+
+/** Writes to a sink one chunk at a time. */
+export interface SinkWriter {
+  /** Resolves when the sink has taken the chunk without backpressure. */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Ends the sink and resolves once it has flushed everything. */
+  end(): Promise<void>;
+  /** Destroys the sink with an error. */
+  abort(error: unknown): void;
+}
+
+export function writeSink(sink: ByteSink, options: { end?: boolean } = {}): SinkWriter {
+  if ("getWriter" in sink) {
+    return webWriter(sink, options.end ?? true);
+  }
+  return nodeWriter(sink, options.end ?? true);
+}
+
+function nodeWriter(sink: Writable, end: boolean): SinkWriter {
+  let failure: unknown;
+  const onError = (error: unknown) => {
+    failure ??= error;
+  };
+  sink.on("error", onError);
+  const failed = () =>
+    new TransferError(
+      `failed to write received bytes: ${describe(failure)}`,
+      Code.Internal,
+      failure,
+    );
+
+  return {
+    async write(chunk) {
+      if (failure !== undefined) {
+        throw failed();
+      }
+      if (sink.destroyed || sink.writableEnded) {
+        throw new TransferError(
+          "failed to write received bytes: the sink is closed",
+          Code.FailedPrecondition,
+        );
+      }
+      if (sink.write(chunk)) {
+        return;
+      }
+      const controller = new AbortController();
+      try {
+        await Promise.race([
+          once(sink, "drain", { signal: controller.signal }),
+          once(sink, "close", { signal: controller.signal }).then(() => {
+            throw failure ?? new Error("the sink closed before draining");
+          }),
+        ]);
+      } catch (error) {
+        failure ??= error;
+        throw failed();
+      } finally {
+        controller.abort();
+      }
+    },
+    async end() {
+      if (failure !== undefined) {
+        throw failed();
+      }
+      if (!end) {
+        sink.off("error", onError);
+        return;
+      }
+      await new Promise<void>((resolve, reject) => {
+        sink.end((error?: Error | null) => (error ? reject(error) : resolve()));
+      }).catch((error) => {
+        failure ??= error;
+        throw failed();
+      });
+      sink.off("error", onError);
+    },
+    abort(error) {
+      sink.destroy(error instanceof Error ? error : new Error(String(error)));
+    },
+  };
+}
+
+function webWriter(sink: WritableStream<Uint8Array>, end: boolean): SinkWriter {
+  const writer = sink.getWriter();
+  const wrap = (error: unknown) =>
+    new TransferError(
+      `failed to write received bytes: ${describe(error)}`,
+      Code.Internal,
+      error,
+    );
+  return {
+    async write(chunk) {
+      try {
+        await writer.ready;
+        // The write promise settles when the sink has processed the chunk;
+        // waiting for `ready` before the next one is the backpressure.
+        writer.write(chunk).catch(() => {});
+      } catch (error) {
+        throw wrap(error);
+      }
+    },
+    async end() {
+      try {
+        if (end) {
+          await writer.close();
+        } else {
+          await writer.ready;
+          writer.releaseLock();
+        }
+      } catch (error) {
+        throw wrap(error);
+      }
+    },
+    abort(error) {
+      writer.abort(error).catch(() => {});
+    },
+  };
+}
+
+/** Resolves never; rejects with the abort reason once `signal` aborts. */
+export function whenAborted(signal: AbortSignal | undefined): {
+  promise: Promise<never>;
+  dispose: () => void;
+} {
+  if (!signal) {
+    return { promise: new Promise<never>(() => {}), dispose: () => {} };
+  }
+  let onAbort = () => {};
+  const promise = new Promise<never>((_, reject) => {
+    onAbort = () => reject(abortReason(signal));
+    if (signal.aborted) {
+      onAbort();
+    } else {
+      signal.addEventListener("abort", onAbort, { once: true });
+    }
+  });
+  promise.catch(() => {});
+  return {
+    promise,
+    dispose: () => signal.removeEventListener("abort", onAbort),
+  };
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

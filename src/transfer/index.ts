@@ -1,0 +1,22 @@
+export { ContainerPath, type ContainerPathInit } from "./container-path.js";
+export { ImageStore, type ImageStoreInit } from "./image-store.js";
+export {
+  type ImageExportOptions,
+  ImageExportStream,
+  type ImageImportOptions,
+  ImageImportStream,
+} from "./image-streams.js";
+export { type Progress, readProgress } from "./progress.js";
+export {
+  ReadStream,
+  type SendingOptions,
+  tarMediaType,
+} from "./read-stream.js";
+export { TarTrailerDetector } from "./tar-trailer.js";
+export {
+  isStreaming,
+  type MarshalOptions,
+  type StreamingTransferObject,
+  type TransferObject,
+} from "./transfer-object.js";
+export { type ReceivingOptions, WriteStream } from "./write-stream.js";

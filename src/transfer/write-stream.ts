@@ -1,0 +1,52 @@
+import { type Any, packAny } from "../any/index.js";
+import { WriteStreamSchema } from "../gen/containerd/types/transfer/streaming_pb.js";
+import {
+  type ByteSink,
+  receiveBytes,
+  type Stream,
+} from "../streaming/index.js";
+import { tarMediaType } from "./read-stream.js";
+import { StreamEnd } from "./stream-end.js";
+
+export interface ReceivingOptions {
+  /** Called with the total bytes received so far. */
+  onBytes?: (totalBytes: number) => void;
+  /** Bytes granted to the sender at a time. Default 64 KiB. */
+  windowBytes?: number;
+  /** Whether to end the sink after the last byte. Default true. */
+  endSink?: boolean;
+}
+
+/**
+ * Bytes from the server to the client, such as a tar archive of a container
+ * path. `wait()` resolves once the server ended the stream and the sink has
+ * flushed every byte.
+ */
+export class WriteStream extends StreamEnd {
+  protected readonly purpose = "data";
+  readonly mediaType: string;
+  readonly #sink: ByteSink;
+  readonly #options: ReceivingOptions;
+
+  constructor(
+    sink: ByteSink,
+    mediaType = tarMediaType,
+    options: ReceivingOptions = {},
+  ) {
+    super();
+    this.#sink = sink;
+    this.mediaType = mediaType;
+    this.#options = options;
+  }
+
+  protected describe(streamId: string): Any {
+    return packAny(WriteStreamSchema, {
+      stream: streamId,
+      mediaType: this.mediaType,
+    });
+  }
+
+  protected async pump(stream: Stream, signal: AbortSignal): Promise<void> {
+    await receiveBytes(stream, this.#sink, { ...this.#options, signal });
+  }
+}
