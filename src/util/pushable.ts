@@ -84,10 +84,12 @@ export class Pushable<T> implements AsyncIterableIterator<T> {
 
   /**
    * Fails the iteration: the consumer's next read rejects with `error`, and
-   * every value still queued is dropped. Idempotent; the first error wins.
+   * every value still queued is dropped. Has no effect after end() or an
+   * earlier fail().
    */
   fail(error: unknown): void {
-    if (this.#failed) {
+    // After end() the values already queued are still delivered in full.
+    if (this.closed) {
       return;
     }
     this.#failed = true;

@@ -1,0 +1,114 @@
+#!/usr/bin/env node
+/**
+ * The containerd-transfer command. Results go to standard output,
+ * diagnostics to standard error; the exit code is 0 on success, 1 on a
+ * failed operation, 2 on invalid usage and 130 when interrupted.
+ */
+import { Command, CommanderError, Option } from "commander";
+import { connect } from "../client/index.js";
+import { Code, TransferError } from "../errors/index.js";
+import { addCopyOptions, type CopyFlags, runCopy } from "./cp.js";
+import { runDemo } from "./demo.js";
+import { runServe, type ServeFlags } from "./serve.js";
+
+interface GlobalFlags {
+  address: string;
+  protocol: "grpc" | "ttrpc";
+  namespace: string;
+}
+
+const interrupt = new AbortController();
+
+function buildProgram(): Command {
+  const program = new Command("containerd-transfer")
+    .description(
+      "Copy files into and out of containers, and move images, through " +
+        "containerd's Transfer service",
+    )
+    .addOption(
+      new Option("-a, --address <socket>", "unix socket of the endpoint")
+        .env("CONTAINERD_ADDRESS")
+        .default("/run/containerd/containerd.sock"),
+    )
+    .addOption(
+      new Option("-p, --protocol <protocol>", "protocol of the endpoint")
+        .choices(["grpc", "ttrpc"])
+        .default("grpc"),
+    )
+    .addOption(
+      new Option("-n, --namespace <namespace>", "containerd namespace")
+        .env("CONTAINERD_NAMESPACE")
+        .default("default"),
+    )
+    .exitOverride()
+    .showHelpAfterError();
+
+  addCopyOptions(
+    program
+      .command("cp")
+      .description(
+        "copy between a container and the local file system; one side is " +
+          "CONTAINER:PATH, the other a local path or - for a tar stream",
+      )
+      .argument("<source>")
+      .argument("<destination>"),
+  ).action(async (source: string, destination: string, flags: CopyFlags) => {
+    const client = connect(program.opts<GlobalFlags>());
+    try {
+      await runCopy(client, source, destination, flags, interrupt.signal);
+    } finally {
+      await client.close();
+    }
+  });
+
+  program
+    .command("serve")
+    .description(
+      "serve the Transfer and Streaming services for containers under a " +
+        "root folder",
+    )
+    .requiredOption("--root <dir>", "folder whose <id>/rootfs are containers")
+    .option("--ttrpc <socket>", "serve ttrpc on this unix socket")
+    .option("--grpc <socket>", "serve gRPC on this unix socket")
+    .action((flags: ServeFlags) => runServe(flags, interrupt.signal));
+
+  program
+    .command("demo")
+    .description(
+      "copy a real tree into a container of an in-process server and back, " +
+        "and verify every file",
+    )
+    .option("--source <dir>", "tree to copy (default: node_modules)")
+    .option("--keep", "keep the temporary folder")
+    .action(async (flags: { source?: string; keep?: boolean }) => {
+      process.exitCode = await runDemo(flags);
+    });
+
+  return program;
+}
+
+async function main(): Promise<void> {
+  process.once("SIGINT", () => interrupt.abort(new Error("interrupted")));
+  process.once("SIGTERM", () => interrupt.abort(new Error("terminated")));
+  const program = buildProgram();
+  try {
+    await program.parseAsync(process.argv);
+  } catch (error) {
+    process.exitCode = report(error);
+  }
+}
+
+function report(error: unknown): number {
+  if (error instanceof CommanderError) {
+    // commander has already printed the usage problem or the help text.
+    return error.exitCode === 0 ? 0 : 2;
+  }
+  const failure = TransferError.from(error);
+  process.stderr.write(`containerd-transfer: ${failure.rawMessage}\n`);
+  if (failure.code === Code.Canceled && interrupt.signal.aborted) {
+    return 130;
+  }
+  return failure.code === Code.InvalidArgument ? 2 : 1;
+}
+
+await main();

@@ -1,0 +1,92 @@
+/**
+ * Summaries of local trees, used by the demo to prove that a copy came back
+ * byte for byte with the same modes.
+ */
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { lstat, readdir, readlink } from "node:fs/promises";
+import { join } from "node:path";
+
+export interface TreeEntry {
+  type: "file" | "directory" | "symlink" | "other";
+  /** Permission bits, with setuid, setgid and sticky. */
+  mode: number;
+  size: number;
+  /** sha256 of a file's content, or a symlink's target. */
+  content: string;
+}
+
+/** Walks a tree without following symlinks; keys are relative paths. */
+export async function summarizeTree(
+  root: string,
+): Promise<Map<string, TreeEntry>> {
+  const entries = new Map<string, TreeEntry>();
+  const visit = async (relative: string) => {
+    const path = join(root, relative);
+    const info = await lstat(path);
+    const mode = info.mode & 0o7777;
+    if (info.isDirectory()) {
+      entries.set(relative, { type: "directory", mode, size: 0, content: "" });
+      for (const name of (await readdir(path)).sort()) {
+        await visit(relative === "" ? name : `${relative}/${name}`);
+      }
+    } else if (info.isSymbolicLink()) {
+      const target = await readlink(path);
+      entries.set(relative, { type: "symlink", mode: 0, size: 0, content: target });
+    } else if (info.isFile()) {
+      entries.set(relative, {
+        type: "file",
+        mode,
+        size: info.size,
+        content: await hashFile(path),
+      });
+    } else {
+      entries.set(relative, { type: "other", mode, size: 0, content: "" });
+    }
+  };
+  await visit("");
+  return entries;
+}
+
+/** Lists the differences between two summaries, at most `limit`. */
+export function compareTrees(
+  expected: Map<string, TreeEntry>,
+  actual: Map<string, TreeEntry>,
+  limit = 20,
+): string[] {
+  const problems: string[] = [];
+  for (const [path, want] of expected) {
+    const got = actual.get(path);
+    const name = path || ".";
+    if (!got) {
+      problems.push(`${name}: missing`);
+    } else if (got.type !== want.type) {
+      problems.push(`${name}: is a ${got.type}, expected a ${want.type}`);
+    } else if (got.mode !== want.mode) {
+      problems.push(
+        `${name}: mode ${got.mode.toString(8)}, expected ${want.mode.toString(8)}`,
+      );
+    } else if (got.size !== want.size || got.content !== want.content) {
+      problems.push(`${name}: content differs`);
+    }
+    if (problems.length >= limit) {
+      return problems;
+    }
+  }
+  for (const path of actual.keys()) {
+    if (!expected.has(path) && problems.length < limit) {
+      problems.push(`${path}: unexpected extra entry`);
+    }
+  }
+  return problems;
+}
+
+function hashFile(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash("sha256");
+    createReadStream(path)
+      .on("data", (chunk) => hash.update(chunk))
+      .on("end", () => resolve(hash.digest("hex")))
+      .on("error", reject);
+  });
+}

@@ -1,0 +1,105 @@
+/**
+ * The Transfer service: decodes both ends, claims their streams, and hands
+ * the pair to the first transferrer that handles it.
+ */
+import { performance } from "node:perf_hooks";
+import { packAny } from "../any/index.js";
+import { Code, TransferError, toConnectError } from "../errors/index.js";
+import type { Transfer } from "../gen/containerd/services/transfer/v1/transfer_pb.js";
+import { ProgressSchema } from "../gen/containerd/types/transfer/progress_pb.js";
+import type { Stream, StreamRegistry } from "../streaming/index.js";
+import { namespaceOf, type ServiceImpl } from "../transport/index.js";
+import type { Logger } from "./logger.js";
+import {
+  decodeEnd,
+  describeEnd,
+  streamsOf,
+  type TransferEnd,
+} from "./transfer-ends.js";
+import type { TransferContext, Transferrer } from "./transferrer.js";
+
+export interface TransferServiceOptions {
+  registry: StreamRegistry;
+  transferrers: Transferrer[];
+  log: Logger;
+}
+
+export function createTransferService(
+  options: TransferServiceOptions,
+): ServiceImpl<typeof Transfer> {
+  const { registry, transferrers, log } = options;
+
+  return {
+    async transfer(request, handlerContext) {
+      const started = performance.now();
+      const namespace = namespaceOf(handlerContext.requestHeader) ?? "";
+      const ends: TransferEnd[] = [];
+      let progress: Stream | undefined;
+
+      try {
+        const progressId = request.options?.progressStream ?? "";
+        if (progressId !== "") {
+          progress = registry.claim(namespace, progressId);
+        }
+        const source = decodeEnd(request.source, "source", registry, namespace);
+        ends.push(source);
+        const destination = decodeEnd(
+          request.destination,
+          "destination",
+          registry,
+          namespace,
+        );
+        ends.push(destination);
+
+        const context: TransferContext = {
+          namespace,
+          signal: handlerContext.signal,
+          log,
+          progress: async (event) => {
+            await progress?.send(packAny(ProgressSchema, event));
+          },
+        };
+        for (const transferrer of transferrers) {
+          if (await transferrer.transfer(source, destination, context)) {
+            log.info("transfer done", {
+              namespace,
+              transferrer: transferrer.name,
+              source: describeEnd(source),
+              destination: describeEnd(destination),
+              ms: Math.round(performance.now() - started),
+            });
+            return {};
+          }
+        }
+        throw new TransferError(
+          `method Transfer not implemented for ${typeUrlOf(source)} to ` +
+            `${typeUrlOf(destination)}`,
+          Code.Unimplemented,
+        );
+      } catch (error) {
+        const failure = TransferError.from(error);
+        log.error("transfer failed", {
+          namespace,
+          ends: ends.map(describeEnd),
+          code: failure.kind,
+          error: failure.rawMessage,
+        });
+        for (const stream of ends.flatMap(streamsOf)) {
+          stream.abort(failure);
+        }
+        throw toConnectError(failure);
+      } finally {
+        await progress?.closeSend();
+        for (const stream of ends.flatMap(streamsOf)) {
+          stream.abort();
+        }
+      }
+    },
+  };
+}
+
+function typeUrlOf(end: TransferEnd): string {
+  return end.type === "other"
+    ? end.typeUrl
+    : `containerd.types.transfer.${end.type}`;
+}

@@ -1,0 +1,114 @@
+/**
+ * Copies tar archives into and out of container filesystems: a
+ * ContainerPath to a WriteStream packs the path, a ReadStream to a
+ * ContainerPath extracts the archive under the path.
+ */
+import { PassThrough } from "node:stream";
+import { extractArchive, packPath } from "../../archive/index.js";
+import { Code, TransferError } from "../../errors/index.js";
+import {
+  receiveBytes,
+  sendBytes,
+  type Stream,
+} from "../../streaming/index.js";
+import { tarMediaType } from "../../transfer/index.js";
+import type { ContainerRoots } from "../container-roots.js";
+import type { TransferEnd } from "../transfer-ends.js";
+import type { TransferContext, Transferrer } from "../transferrer.js";
+
+export interface ContainerFsOptions {
+  /** Bytes granted to a client sender at a time. Default 64 KiB. */
+  windowBytes?: number;
+}
+
+export function containerFsTransferrer(
+  roots: ContainerRoots,
+  options: ContainerFsOptions = {},
+): Transferrer {
+  return {
+    name: "container-fs",
+    async transfer(source, destination, context) {
+      if (source.type === "ContainerPath" && destination.type === "WriteStream") {
+        checkMediaType(destination.mediaType, "WriteStream");
+        await roots.withRoot(
+          context.namespace,
+          source.containerId,
+          (rootfs) => copyOut(rootfs, source, destination.stream, context),
+          context.signal,
+        );
+        return true;
+      }
+      if (source.type === "ReadStream" && destination.type === "ContainerPath") {
+        checkMediaType(source.mediaType, "ReadStream");
+        await roots.withRoot(
+          context.namespace,
+          destination.containerId,
+          (rootfs) =>
+            copyIn(rootfs, source.stream, destination, context, options),
+          context.signal,
+        );
+        return true;
+      }
+      return false;
+    },
+  };
+}
+
+type ContainerPathEnd = Extract<TransferEnd, { type: "ContainerPath" }>;
+
+async function copyOut(
+  rootfs: string,
+  source: ContainerPathEnd,
+  stream: Stream,
+  context: TransferContext,
+): Promise<void> {
+  const archive = packPath(rootfs, source.path, {
+    noWalk: source.noWalk,
+    signal: context.signal,
+    onWarning: (code, message, path) =>
+      context.log.warn(message, { code, path, container: source.containerId }),
+  });
+  await sendBytes(stream, archive, { signal: context.signal });
+}
+
+async function copyIn(
+  rootfs: string,
+  stream: Stream,
+  destination: ContainerPathEnd,
+  context: TransferContext,
+  options: ContainerFsOptions,
+): Promise<void> {
+  const pipe = new PassThrough();
+  const receiving = receiveBytes(stream, pipe, {
+    signal: context.signal,
+    windowBytes: options.windowBytes,
+  });
+  const extracting = extractArchive(rootfs, destination.path, pipe, {
+    preserveOwnership: destination.preserveOwnership,
+    signal: context.signal,
+    onWarning: (code, message, path) =>
+      context.log.warn(message, {
+        code,
+        path,
+        container: destination.containerId,
+      }),
+  });
+  // Either side failing fails the other: the receiver's error destroys the
+  // pipe the extractor reads, and the extractor's error aborts the stream.
+  extracting.catch((error) => {
+    stream.abort(error);
+    pipe.destroy(error);
+  });
+  receiving.catch((error) => pipe.destroy(error));
+  await Promise.all([receiving, extracting]);
+}
+
+function checkMediaType(mediaType: string, role: string): void {
+  if (mediaType !== tarMediaType) {
+    throw new TransferError(
+      `unsupported media type "${mediaType}" on the ${role}: container ` +
+        `copies use ${tarMediaType}`,
+      Code.InvalidArgument,
+    );
+  }
+}
