@@ -1,0 +1,172 @@
+import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Writable } from "node:stream";
+import { test } from "node:test";
+import { Code, TransferError } from "../../src/errors/index.js";
+import {
+  ContainerPath,
+  ReadStream,
+  WriteStream,
+} from "../../src/transfer/index.js";
+import { patternBytes, protocols, startEndpoint } from "../helpers/endpoint.js";
+
+const octets = "application/octet-stream";
+
+/** Yields `bytes` bytes, then throws or waits for ever. */
+async function* source(bytes: number, then: "throw" | "stall") {
+  yield patternBytes(bytes);
+  if (then === "throw") {
+    throw new Error("disk read failed");
+  }
+  await new Promise(() => {});
+}
+
+function discard() {
+  return new Writable({ write: (_chunk, _encoding, done) => done() });
+}
+
+/** Rejects if `promise` does not settle within `ms`. */
+async function settleWithin<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`not settled in ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function registryDrains(registry: { size: number }): Promise<void> {
+  for (let i = 0; i < 100 && registry.size > 0; i++) {
+    await sleep(20);
+  }
+  assert.equal(registry.size, 0, "streams left registered on the server");
+}
+
+for (const protocol of protocols) {
+  test(`source error rejects transfer over ${protocol}`, async (t) => {
+    const { client, server } = await startEndpoint(t, protocol);
+    const read = new ReadStream(source(100_000, "throw"), octets);
+    const write = new WriteStream(discard(), octets);
+
+    const error = await settleWithin(
+      client.transfer(read, write).then(
+        () => assert.fail("transfer resolved"),
+        (e: unknown) => e,
+      ),
+      5000,
+    );
+
+    assert.ok(error instanceof TransferError);
+    assert.match(error.message, /disk read failed/);
+    await assert.rejects(read.wait(), /disk read failed/);
+    await registryDrains(server.registry);
+  });
+
+  test(`sink error rejects transfer over ${protocol}`, async (t) => {
+    const { client, server } = await startEndpoint(t, protocol);
+    let written = 0;
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        written += chunk.length;
+        done(written > 50_000 ? new Error("disk full") : null);
+      },
+    });
+    const transfer = client.transfer(
+      new ReadStream([patternBytes(300_000)], octets),
+      new WriteStream(sink, octets),
+    );
+
+    await settleWithin(assert.rejects(transfer, /disk full/), 5000);
+    await registryDrains(server.registry);
+  });
+
+  test(`aborted signal rejects at once over ${protocol}`, async (t) => {
+    const { client } = await startEndpoint(t, protocol);
+    const transfer = client.transfer(
+      new ReadStream([patternBytes(10)], octets),
+      new WriteStream(discard(), octets),
+      { signal: AbortSignal.abort(new Error("user gave up")) },
+    );
+
+    const error = await transfer.then(
+      () => assert.fail("transfer resolved"),
+      (e: TransferError) => e,
+    );
+    assert.equal(error.code, Code.Canceled);
+  });
+
+  test(`abort during transfer rejects over ${protocol}`, async (t) => {
+    const { client, server } = await startEndpoint(t, protocol);
+    const controller = new AbortController();
+    const read = new ReadStream(source(200_000, "stall"), octets);
+    const transfer = client.transfer(read, new WriteStream(discard(), octets), {
+      signal: controller.signal,
+    });
+    await sleep(100);
+    controller.abort(new Error("user gave up"));
+
+    const error = await settleWithin(
+      transfer.then(
+        () => assert.fail("transfer resolved"),
+        (e: TransferError) => e,
+      ),
+      5000,
+    );
+    assert.equal(error.code, Code.Canceled);
+    await assert.rejects(read.wait());
+    await registryDrains(server.registry);
+  });
+
+  test(`server closing rejects transfer over ${protocol}`, async (t) => {
+    const { client, server } = await startEndpoint(t, protocol);
+    const transfer = client.transfer(
+      new ReadStream(source(200_000, "stall"), octets),
+      new WriteStream(discard(), octets),
+    );
+    await sleep(100);
+    await server.close();
+
+    await settleWithin(assert.rejects(transfer, TransferError), 5000);
+  });
+
+  test(`unknown container is not found over ${protocol}`, async (t) => {
+    const { client, server } = await startEndpoint(t, protocol);
+    const write = new WriteStream(discard());
+    const error = await client
+      .transfer(new ContainerPath({ containerId: "nope", path: "/" }), write)
+      .then(
+        () => assert.fail("transfer resolved"),
+        (e: TransferError) => e,
+      );
+
+    assert.equal(error.kind, "not found");
+    assert.match(error.message, /"nope"/);
+    await assert.rejects(write.wait());
+    await registryDrains(server.registry);
+  });
+
+  test(`wrong media type is rejected over ${protocol}`, async (t) => {
+    const { client, addContainer } = await startEndpoint(t, protocol);
+    await addContainer("c1");
+    const error = await client
+      .transfer(
+        new ContainerPath({ containerId: "c1", path: "/" }),
+        new WriteStream(discard(), "application/zip"),
+      )
+      .then(
+        () => assert.fail("transfer resolved"),
+        (e: TransferError) => e,
+      );
+
+    assert.equal(error.code, Code.InvalidArgument);
+    assert.match(error.message, /application\/zip/);
+  });
+}
+
+test("wait before marshal rejects", async () => {
+  const read = new ReadStream([Buffer.from("x")]);
+  await assert.rejects(read.wait(), /before marshalAny/);
+});
