@@ -73,7 +73,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
     );
 
     const problems = [
-      ...compareTrees(expected, await summarizeTree(join(rootfs, "data", name))),
+      ...compareTrees(
+        expected,
+        await summarizeTree(join(rootfs, "data", name)),
+      ),
       ...compareTrees(expected, await summarizeTree(join(output, name))),
     ];
     if (problems.length > 0) {

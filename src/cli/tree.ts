@@ -32,7 +32,12 @@ export async function summarizeTree(
       }
     } else if (info.isSymbolicLink()) {
       const target = await readlink(path);
-      entries.set(relative, { type: "symlink", mode: 0, size: 0, content: target });
+      entries.set(relative, {
+        type: "symlink",
+        mode: 0,
+        size: 0,
+        content: target,
+      });
     } else if (info.isFile()) {
       entries.set(relative, {
         type: "file",

@@ -6,7 +6,11 @@ import { createClient } from "@connectrpc/connect";
 import { Code, TransferError } from "../errors/index.js";
 import { Transfer } from "../gen/containerd/services/transfer/v1/transfer_pb.js";
 import { createGrpcTransport } from "../grpc/index.js";
-import { createStreamCreator, type Stream, type StreamCreator } from "../streaming/index.js";
+import {
+  createStreamCreator,
+  type Stream,
+  type StreamCreator,
+} from "../streaming/index.js";
 import {
   isStreaming,
   type Progress,
@@ -140,9 +144,10 @@ export class Client {
         await settleWithin(progressDone, options.progressGraceMs ?? 10_000);
       }
     } catch (error) {
-      const failure = signal.aborted && controller.signal.reason !== undefined
-        ? TransferError.from(controller.signal.reason)
-        : TransferError.from(error);
+      const failure =
+        signal.aborted && controller.signal.reason !== undefined
+          ? TransferError.from(controller.signal.reason)
+          : TransferError.from(error);
       for (const end of ends) {
         end.abort(failure);
       }

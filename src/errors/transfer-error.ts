@@ -115,9 +115,10 @@ export class TransferError extends Error {
       return reason;
     }
     if (reason instanceof ConnectError) {
-      const kindCode = reason.code === Code.Unknown
-        ? (codeOfKindText(reason.rawMessage) ?? reason.code)
-        : reason.code;
+      const kindCode =
+        reason.code === Code.Unknown
+          ? (codeOfKindText(reason.rawMessage) ?? reason.code)
+          : reason.code;
       return new TransferError(reason.rawMessage, kindCode, reason);
     }
     if (reason instanceof Error) {
@@ -219,5 +220,11 @@ export function toConnectError(reason: unknown): ConnectError {
     return reason;
   }
   const error = TransferError.from(reason);
-  return new ConnectError(error.rawMessage, error.code, undefined, undefined, error);
+  return new ConnectError(
+    error.rawMessage,
+    error.code,
+    undefined,
+    undefined,
+    error,
+  );
 }

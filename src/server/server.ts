@@ -6,7 +6,10 @@ import { createServiceImplSpec } from "@connectrpc/connect";
 import { Streaming } from "../gen/containerd/services/streaming/v1/streaming_pb.js";
 import { Transfer } from "../gen/containerd/services/transfer/v1/transfer_pb.js";
 import { createGrpcServer } from "../grpc/index.js";
-import { StreamRegistry, type StreamRegistryOptions } from "../streaming/index.js";
+import {
+  StreamRegistry,
+  type StreamRegistryOptions,
+} from "../streaming/index.js";
 import { createTtrpcServer } from "../ttrpc/index.js";
 import { type ContainerRoots, FolderRoots } from "./container-roots.js";
 import { debugLogger, type Logger } from "./logger.js";

@@ -58,7 +58,10 @@ export async function receiveBytes(
 
   const grant = async () => {
     if (granted - received < window) {
-      await Promise.race([stream.send(packWindowUpdate(window)), aborted.promise]);
+      await Promise.race([
+        stream.send(packWindowUpdate(window)),
+        aborted.promise,
+      ]);
       granted += window;
     }
   };

@@ -143,7 +143,11 @@ class ClientStream implements Stream {
       return this.#abortReason;
     }
     const cause = TransferError.from(error, Code.Unavailable);
-    return new TransferError(`${context}: ${cause.rawMessage}`, cause.code, cause);
+    return new TransferError(
+      `${context}: ${cause.rawMessage}`,
+      cause.code,
+      cause,
+    );
   }
 
   #release(): void {

@@ -1,7 +1,17 @@
 export { sendBytes, type SendBytesOptions } from "./byte-sender.js";
 export { receiveBytes, type ReceiveBytesOptions } from "./byte-receiver.js";
-export { packData, packWindowUpdate, unpackData, unpackWindowUpdate } from "./data.js";
-export { type ByteSink, type ByteSource, readSource, whenAborted } from "./io.js";
+export {
+  packData,
+  packWindowUpdate,
+  unpackData,
+  unpackWindowUpdate,
+} from "./data.js";
+export {
+  type ByteSink,
+  type ByteSource,
+  readSource,
+  whenAborted,
+} from "./io.js";
 export { openStream, type OpenStreamOptions } from "./client-stream.js";
 export { StreamRegistry, type StreamRegistryOptions } from "./registry.js";
 export type { Stream } from "./stream.js";

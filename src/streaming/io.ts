@@ -45,7 +45,10 @@ export interface SinkWriter {
   abort(error: unknown): void;
 }
 
-export function writeSink(sink: ByteSink, options: { end?: boolean } = {}): SinkWriter {
+export function writeSink(
+  sink: ByteSink,
+  options: { end?: boolean } = {},
+): SinkWriter {
   if ("getWriter" in sink) {
     return webWriter(sink, options.end ?? true);
   }

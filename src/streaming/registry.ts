@@ -87,7 +87,8 @@ export class StreamRegistry {
   close(reason?: unknown): void {
     for (const entry of this.#entries.values()) {
       entry.stream.abort(
-        reason ?? new TransferError("server is shutting down", Code.Unavailable),
+        reason ??
+          new TransferError("server is shutting down", Code.Unavailable),
       );
     }
   }
@@ -118,9 +119,7 @@ export class StreamRegistry {
         clearTimeout(entry.timer);
         this.#entries.delete(entryKey);
       }
-      stream.abort(
-        new TransferError(`stream "${id}" ended`, Code.Canceled),
-      );
+      stream.abort(new TransferError(`stream "${id}" ended`, Code.Canceled));
       debug("stream %s removed", id);
     }
   }
@@ -153,7 +152,10 @@ export class StreamRegistry {
       }
       const { id } = unpackAny(first.value, StreamInitSchema);
       if (id === "") {
-        throw new TransferError("StreamInit has an empty id", Code.InvalidArgument);
+        throw new TransferError(
+          "StreamInit has an empty id",
+          Code.InvalidArgument,
+        );
       }
       return id;
     } finally {

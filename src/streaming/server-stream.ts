@@ -23,7 +23,11 @@ export class ServerStream implements Stream {
   readonly #aborted: Promise<never>;
   #rejectAborted!: (reason: TransferError) => void;
 
-  constructor(id: string, incoming: AsyncIterator<Any>, callSignal: AbortSignal) {
+  constructor(
+    id: string,
+    incoming: AsyncIterator<Any>,
+    callSignal: AbortSignal,
+  ) {
     this.id = id;
     this.#incoming = incoming;
     this.#callSignal = callSignal;
@@ -49,10 +53,7 @@ export class ServerStream implements Stream {
       return undefined;
     }
     try {
-      const result = await Promise.race([
-        this.#incoming.next(),
-        this.#aborted,
-      ]);
+      const result = await Promise.race([this.#incoming.next(), this.#aborted]);
       if (result.done) {
         this.#ended = true;
         return undefined;

@@ -29,7 +29,10 @@ export class TarTrailerDetector {
         offset += step;
         continue;
       }
-      const step = Math.min(blockSize - this.#headerFill, chunk.length - offset);
+      const step = Math.min(
+        blockSize - this.#headerFill,
+        chunk.length - offset,
+      );
       this.#header.set(chunk.subarray(offset, offset + step), this.#headerFill);
       this.#headerFill += step;
       offset += step;
@@ -62,6 +65,9 @@ function entrySize(field: Uint8Array): number {
     }
     return size;
   }
-  const text = new TextDecoder().decode(field).replace(/[\0 ]+$/g, "").trim();
+  const text = new TextDecoder()
+    .decode(field)
+    .replace(/[\0 ]+$/g, "")
+    .trim();
   return text === "" ? 0 : Number.parseInt(text, 8);
 }

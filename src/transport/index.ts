@@ -6,7 +6,11 @@
  */
 import type { Transport } from "@connectrpc/connect";
 
-export type { HandlerContext, ServiceImpl, Transport } from "@connectrpc/connect";
+export type {
+  HandlerContext,
+  ServiceImpl,
+  Transport,
+} from "@connectrpc/connect";
 
 export type Protocol = "grpc" | "ttrpc";
 

@@ -48,7 +48,10 @@ export class Pushable<T> implements AsyncIterableIterator<T> {
       return Promise.reject(
         this.#failed
           ? this.#error
-          : new TransferError("push after end of queue", Code.FailedPrecondition),
+          : new TransferError(
+              "push after end of queue",
+              Code.FailedPrecondition,
+            ),
       );
     }
     return new Promise<void>((taken, dropped) => {

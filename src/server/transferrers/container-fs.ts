@@ -6,11 +6,7 @@
 import { PassThrough } from "node:stream";
 import { extractArchive, packPath } from "../../archive/index.js";
 import { Code, TransferError } from "../../errors/index.js";
-import {
-  receiveBytes,
-  sendBytes,
-  type Stream,
-} from "../../streaming/index.js";
+import { receiveBytes, sendBytes, type Stream } from "../../streaming/index.js";
 import { tarMediaType } from "../../transfer/index.js";
 import type { ContainerRoots } from "../container-roots.js";
 import type { TransferEnd } from "../transfer-ends.js";
@@ -28,7 +24,10 @@ export function containerFsTransferrer(
   return {
     name: "container-fs",
     async transfer(source, destination, context) {
-      if (source.type === "ContainerPath" && destination.type === "WriteStream") {
+      if (
+        source.type === "ContainerPath" &&
+        destination.type === "WriteStream"
+      ) {
         checkMediaType(destination.mediaType, "WriteStream");
         await roots.withRoot(
           context.namespace,
@@ -38,7 +37,10 @@ export function containerFsTransferrer(
         );
         return true;
       }
-      if (source.type === "ReadStream" && destination.type === "ContainerPath") {
+      if (
+        source.type === "ReadStream" &&
+        destination.type === "ContainerPath"
+      ) {
         checkMediaType(source.mediaType, "ReadStream");
         await roots.withRoot(
           context.namespace,
