@@ -1,0 +1,9 @@
+/**
+ * The archive layer: tar packing of a container path and extraction into
+ * a container root that nothing escapes, on node-tar.
+ */
+export {
+  cleanContainerPath,
+  pathComponents,
+} from "./container-path.js";
+export { type ResolveOptions, resolveInRoot } from "./resolve.js";
