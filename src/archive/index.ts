@@ -6,4 +6,6 @@ export {
   cleanContainerPath,
   pathComponents,
 } from "./container-path.js";
+export { type PackOptions, packPath } from "./pack.js";
 export { type ResolveOptions, resolveInRoot } from "./resolve.js";
+export type { ArchiveWarningCode, WarningHandler } from "./warning.js";

@@ -1,0 +1,462 @@
+/**
+ * Packing a container path into a tar archive (copy out).
+ *
+ * The walk is ours rather than node-tar's Pack, because Pack opens files
+ * by path (following a symlink swapped in after its lstat), lists
+ * directories in readdir order, and writes no device entries. Headers
+ * are encoded with node-tar's Header and Pax classes.
+ */
+import { type BigIntStats, constants } from "node:fs";
+import {
+  type FileHandle,
+  lstat,
+  open,
+  readdir,
+  readlink,
+} from "node:fs/promises";
+import { Readable } from "node:stream";
+import {
+  abortReason,
+  Code,
+  TransferError,
+  throwIfAborted,
+} from "../errors/index.js";
+import { displayPath, pathComponents } from "./container-path.js";
+import {
+  childPath,
+  closeDirectory,
+  type DirectoryHandle,
+  openChildDirectory,
+  selfPath,
+  statDirectory,
+} from "./directory-handle.js";
+import { errnoOf, fileError } from "./file-error.js";
+import { openContainerRoot, openParent } from "./resolve.js";
+import {
+  bodyPadding,
+  type EntryFields,
+  encodeHeader,
+  endOfArchive,
+  type PackedType,
+} from "./tar-header.js";
+import type { WarningHandler } from "./warning.js";
+
+export interface PackOptions {
+  /** Packs only the directory itself, not its contents. Default false. */
+  noWalk?: boolean;
+  /** Stops packing; the stream is destroyed with a Canceled error. */
+  signal?: AbortSignal;
+  /** Receives skipped sockets and files that changed during the walk. */
+  onWarning?: WarningHandler;
+}
+
+/** Bytes read from a file at a time; also the stream's high-water mark. */
+const chunkBytes = 64 * 1024;
+
+/**
+ * Returns a stream of the tar archive of the container path `path` inside
+ * the host directory `root`.
+ *
+ * `path` is cleaned like `cleanContainerPath`, and its intermediate
+ * symlinks are followed inside the root, where an absolute target starts
+ * at the root. The final component is not followed. The top entry is named
+ * after the last component of the cleaned path (`/tmp/a.txt` gives
+ * `a.txt`); for the root it is `./` and the children have no prefix. A
+ * directory is walked depth first in byte order of the names unless
+ * `noWalk` is set; symlinks are stored, never followed.
+ *
+ * Headers carry the type, permission bits with setuid, setgid and sticky,
+ * numeric uid and gid (no user or group names), size, mtime in whole
+ * seconds, symlink targets as they are, and device numbers. A regular
+ * file met again through another hard link is stored as a hard link entry
+ * naming the first. Sockets are skipped with a `socket-skipped` warning.
+ * The archive ends with two zero blocks and no record padding.
+ *
+ * Files are read in 64 KiB chunks as the consumer reads the stream. The
+ * stream fails with NotFound when `path` does not exist, PermissionDenied
+ * when something cannot be read, InvalidArgument when the path itself is
+ * a socket, and Canceled when the signal aborts. A failed archive has no
+ * end-of-archive marker.
+ */
+export function packPath(
+  root: string,
+  path: string,
+  options: PackOptions = {},
+): Readable {
+  const stream = Readable.from(packEntries(root, path, options), {
+    objectMode: false,
+    highWaterMark: chunkBytes,
+  });
+
+  const signal = options.signal;
+  if (signal !== undefined) {
+    const onAbort = () => stream.destroy(abortReason(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+    stream.once("close", () => signal.removeEventListener("abort", onAbort));
+  }
+  return stream;
+}
+
+interface PackContext {
+  signal: AbortSignal | undefined;
+  noWalk: boolean;
+  warn: WarningHandler;
+  /** Archive name of the first hard link of each file, by `dev:ino`. */
+  firstLinks: Map<string, string>;
+}
+
+async function* packEntries(
+  root: string,
+  path: string,
+  options: PackOptions,
+): AsyncGenerator<Buffer> {
+  throwIfAborted(options.signal);
+  const context: PackContext = {
+    signal: options.signal,
+    noWalk: options.noWalk ?? false,
+    warn: options.onWarning ?? (() => {}),
+    firstLinks: new Map(),
+  };
+  const names = pathComponents(path);
+  const subject = displayPath(names);
+
+  const rootHandle = await openContainerRoot(root);
+  try {
+    if (names.length === 0) {
+      const stats = await statDirectory(rootHandle);
+      yield encodeHeader(headerFields("./", "Directory", stats));
+      if (!context.noWalk) {
+        yield* packChildren(context, rootHandle, "");
+      }
+    } else {
+      const parent = await openParent([rootHandle], names, { subject });
+      try {
+        const stats = await lstatEntry(parent.directory, parent.name);
+        if (stats === undefined) {
+          throw new TransferError(
+            `failed to pack "${subject}": no such file or directory`,
+            Code.NotFound,
+          );
+        }
+        if (stats.isSocket()) {
+          throw new TransferError(
+            `failed to pack "${subject}": a socket cannot be stored in a ` +
+              "tar archive",
+            Code.InvalidArgument,
+          );
+        }
+        yield* packEntry(
+          context,
+          parent.directory,
+          parent.name,
+          parent.name,
+          stats,
+        );
+      } finally {
+        await parent.release();
+      }
+    }
+    yield endOfArchive;
+  } finally {
+    await closeDirectory(rootHandle);
+  }
+}
+
+/** Packs the child `name` of `parent` under the archive name `entryName`. */
+async function* packEntry(
+  context: PackContext,
+  parent: DirectoryHandle,
+  name: string,
+  entryName: string,
+  stats: BigIntStats,
+): AsyncGenerator<Buffer> {
+  throwIfAborted(context.signal);
+  const where = displayPath([...parent.components, name]);
+
+  if (stats.isDirectory()) {
+    yield encodeHeader(headerFields(`${entryName}/`, "Directory", stats));
+    if (!context.noWalk) {
+      yield* packDirectory(context, parent, name, entryName, stats);
+    }
+    return;
+  }
+  if (stats.isFile()) {
+    yield* packFile(context, parent, name, entryName, stats);
+    return;
+  }
+  if (stats.isSymbolicLink()) {
+    const target = await readlink(childPath(parent, name)).catch((error) => {
+      throw fileError(error, "read symlink", where);
+    });
+    yield encodeHeader({
+      ...headerFields(entryName, "SymbolicLink", stats),
+      linkpath: target,
+    });
+    return;
+  }
+  if (stats.isCharacterDevice() || stats.isBlockDevice()) {
+    const type = stats.isBlockDevice() ? "BlockDevice" : "CharacterDevice";
+    yield encodeHeader({
+      ...headerFields(entryName, type, stats),
+      ...deviceNumbers(stats.rdev),
+    });
+    return;
+  }
+  if (stats.isFIFO()) {
+    yield encodeHeader(headerFields(entryName, "FIFO", stats));
+    return;
+  }
+  if (stats.isSocket()) {
+    context.warn("socket-skipped", `skipped socket "${where}"`, where);
+    return;
+  }
+  context.warn("type-skipped", `skipped "${where}" of unknown type`, where);
+}
+
+async function* packDirectory(
+  context: PackContext,
+  parent: DirectoryHandle,
+  name: string,
+  entryName: string,
+  stats: BigIntStats,
+): AsyncGenerator<Buffer> {
+  const where = displayPath([...parent.components, name]);
+  let directory: DirectoryHandle;
+  try {
+    directory = await openChildDirectory(parent, name);
+  } catch (error) {
+    const errno = errnoOf(error);
+    if (errno === "ENOENT" || errno === "ENOTDIR" || errno === "ELOOP") {
+      context.warn(
+        "changed",
+        `"${where}" stopped being a directory during the walk; its ` +
+          "contents were left out",
+        where,
+      );
+      return;
+    }
+    throw fileError(error, "open directory", where);
+  }
+
+  try {
+    const current = await statDirectory(directory);
+    if (current.ino !== stats.ino || current.dev !== stats.dev) {
+      context.warn(
+        "changed",
+        `"${where}" was replaced during the walk; its contents were left out`,
+        where,
+      );
+      return;
+    }
+    yield* packChildren(context, directory, `${entryName}/`);
+  } finally {
+    await closeDirectory(directory);
+  }
+}
+
+/** Packs the children of `directory` in byte order, names after `prefix`. */
+async function* packChildren(
+  context: PackContext,
+  directory: DirectoryHandle,
+  prefix: string,
+): AsyncGenerator<Buffer> {
+  const where = displayPath(directory.components);
+  const listed = await readdir(selfPath(directory), {
+    encoding: "buffer",
+  }).catch((error) => {
+    throw fileError(error, "list directory", where);
+  });
+  listed.sort(Buffer.compare);
+
+  const utf8 = new TextDecoder("utf-8", { fatal: true });
+  for (const raw of listed) {
+    throwIfAborted(context.signal);
+    let name: string;
+    try {
+      name = utf8.decode(raw);
+    } catch {
+      const rawPath = `${where === "/" ? "" : where}/${raw.toString("utf8")}`;
+      context.warn(
+        "name-skipped",
+        `skipped "${rawPath}": the name is not valid UTF-8`,
+        rawPath,
+      );
+      continue;
+    }
+
+    const stats = await lstatEntry(directory, name);
+    if (stats === undefined) {
+      const vanished = displayPath([...directory.components, name]);
+      context.warn(
+        "vanished",
+        `"${vanished}" disappeared during the walk`,
+        vanished,
+      );
+      continue;
+    }
+    yield* packEntry(context, directory, name, `${prefix}${name}`, stats);
+  }
+}
+
+async function* packFile(
+  context: PackContext,
+  parent: DirectoryHandle,
+  name: string,
+  entryName: string,
+  stats: BigIntStats,
+): AsyncGenerator<Buffer> {
+  const where = displayPath([...parent.components, name]);
+  const inode = `${stats.dev}:${stats.ino}`;
+  const firstLink = context.firstLinks.get(inode);
+  if (firstLink !== undefined) {
+    yield encodeHeader({
+      ...headerFields(entryName, "Link", stats),
+      size: 0,
+      linkpath: firstLink,
+    });
+    return;
+  }
+
+  const file = await openRegularFile(context, parent, name, stats);
+  if (file === undefined) {
+    return;
+  }
+  try {
+    const opened = await file.stat({ bigint: true });
+    if (opened.nlink > 1n) {
+      context.firstLinks.set(inode, entryName);
+    }
+    const size = Number(opened.size);
+    yield encodeHeader(headerFields(entryName, "File", opened));
+    yield* readBody(context, file, size, where);
+    yield bodyPadding(size);
+  } finally {
+    await file.close();
+  }
+}
+
+/**
+ * Opens a regular file without following a symlink and without blocking
+ * on a FIFO swapped in after the lstat. Returns undefined, after a
+ * warning, when the file vanished or is no longer the file that was
+ * listed.
+ */
+async function openRegularFile(
+  context: PackContext,
+  parent: DirectoryHandle,
+  name: string,
+  stats: BigIntStats,
+): Promise<FileHandle | undefined> {
+  const where = displayPath([...parent.components, name]);
+  const flags =
+    constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+  let file: FileHandle;
+  try {
+    file = await open(childPath(parent, name), flags);
+  } catch (error) {
+    const errno = errnoOf(error);
+    if (errno === "ENOENT") {
+      context.warn("vanished", `"${where}" disappeared during the walk`, where);
+      return undefined;
+    }
+    if (errno === "ELOOP" || errno === "ENXIO") {
+      context.warn("changed", `"${where}" changed type during the walk`, where);
+      return undefined;
+    }
+    throw fileError(error, "open", where);
+  }
+
+  const opened = await file.stat({ bigint: true });
+  if (
+    !opened.isFile() ||
+    opened.ino !== stats.ino ||
+    opened.dev !== stats.dev
+  ) {
+    await file.close();
+    context.warn("changed", `"${where}" was replaced during the walk`, where);
+    return undefined;
+  }
+  return file;
+}
+
+/**
+ * Yields exactly `size` bytes of the file, in chunks as the consumer
+ * reads. A file that shrank is padded with zeros so that the archive
+ * stays well formed; a file that grew is cut at `size`.
+ */
+async function* readBody(
+  context: PackContext,
+  file: FileHandle,
+  size: number,
+  where: string,
+): AsyncGenerator<Buffer> {
+  let position = 0;
+  while (position < size) {
+    throwIfAborted(context.signal);
+    const buffer = Buffer.allocUnsafe(Math.min(chunkBytes, size - position));
+    const { bytesRead } = await file
+      .read(buffer, 0, buffer.length, position)
+      .catch((error) => {
+        throw fileError(error, "read", where);
+      });
+    if (bytesRead === 0) {
+      context.warn(
+        "changed",
+        `"${where}" shrank while it was read; the entry was padded with ` +
+          `${size - position} zero bytes`,
+        where,
+      );
+      yield Buffer.alloc(size - position);
+      return;
+    }
+    position += bytesRead;
+    yield buffer.subarray(0, bytesRead);
+  }
+}
+
+async function lstatEntry(
+  parent: DirectoryHandle,
+  name: string,
+): Promise<BigIntStats | undefined> {
+  try {
+    return await lstat(childPath(parent, name), { bigint: true });
+  } catch (error) {
+    if (errnoOf(error) === "ENOENT") {
+      return undefined;
+    }
+    throw fileError(error, "stat", displayPath([...parent.components, name]));
+  }
+}
+
+function headerFields(
+  path: string,
+  type: PackedType,
+  stats: BigIntStats,
+): EntryFields {
+  return {
+    path,
+    type,
+    mode: Number(stats.mode & 0o7777n),
+    uid: Number(stats.uid),
+    gid: Number(stats.gid),
+    size: type === "File" ? Number(stats.size) : 0,
+    mtime: new Date(Number(stats.mtimeNs / 1_000_000_000n) * 1000),
+  };
+}
+
+/**
+ * Splits a device number into major and minor with the encoding of the
+ * platform's dev_t: glibc's on Linux, 8-bit major and 24-bit minor on
+ * macOS and the BSDs.
+ */
+function deviceNumbers(rdev: bigint): { devmaj: number; devmin: number } {
+  if (process.platform !== "linux") {
+    return {
+      devmaj: Number((rdev >> 24n) & 0xffn),
+      devmin: Number(rdev & 0xffffffn),
+    };
+  }
+  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
+  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
+  return { devmaj: Number(major), devmin: Number(minor) };
+}

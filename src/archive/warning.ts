@@ -1,0 +1,34 @@
+/** Warnings that packing and extraction report instead of failing. */
+
+/**
+ * Code of a warning:
+ * - `socket-skipped`: a socket was left out of an archive, because tar
+ *   cannot store sockets.
+ * - `type-skipped`: an entry of a type that is not extracted (device,
+ *   FIFO, contiguous file, unknown typeflag) or not packed was skipped.
+ * - `name-skipped`: a file whose name is not valid UTF-8 was left out of
+ *   an archive, because entry names are stored as UTF-8 strings.
+ * - `vanished`: a file disappeared between listing its directory and
+ *   reading it, and was left out.
+ * - `changed`: a file changed type or size while it was read. The entry
+ *   was skipped, or its body was padded to the size in its header.
+ * - `metadata-failed`: the mode or times of an extracted directory could
+ *   not be applied at the end of extraction.
+ */
+export type ArchiveWarningCode =
+  | "socket-skipped"
+  | "type-skipped"
+  | "name-skipped"
+  | "vanished"
+  | "changed"
+  | "metadata-failed";
+
+/**
+ * Receives a warning with its code, a message for people and the
+ * container path it concerns.
+ */
+export type WarningHandler = (
+  code: ArchiveWarningCode,
+  message: string,
+  path: string,
+) => void;

@@ -1,0 +1,359 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import {
+  chmod,
+  link,
+  mkdir,
+  symlink,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { Parser, type ReadEntry } from "tar";
+import { packPath } from "../../src/archive/index.js";
+import { Code, TransferError } from "../../src/errors/index.js";
+import { collect, isRoot, makeLayout, modes, useMode } from "./fixtures.js";
+
+interface ListedEntry {
+  path: string;
+  type: string;
+  mode: number | undefined;
+  size: number;
+  linkpath: string | undefined;
+  uid: number | undefined;
+  mtime: Date | undefined;
+  devmaj: number | undefined;
+  body: string;
+}
+
+/** Parses an archive with node-tar and returns its entries in order. */
+async function list(archive: Buffer): Promise<ListedEntry[]> {
+  const entries: ListedEntry[] = [];
+  const parser = new Parser({ strict: true });
+  const done = new Promise<void>((resolve, reject) => {
+    parser.on("end", () => resolve());
+    parser.on("error", reject);
+  });
+  parser.on("entry", (entry: ReadEntry) => {
+    const chunks: Buffer[] = [];
+    entry.on("data", (chunk: Buffer) => chunks.push(chunk));
+    entry.on("end", () =>
+      entries.push({
+        path: entry.path,
+        type: entry.type,
+        mode: entry.mode,
+        size: entry.size,
+        linkpath: entry.linkpath,
+        uid: entry.uid,
+        mtime: entry.mtime,
+        devmaj: entry.header.devmaj,
+        body: Buffer.concat(chunks).toString(),
+      }),
+    );
+  });
+  parser.end(archive);
+  await done;
+  return entries;
+}
+
+const isTransferError = (code: Code, pattern: RegExp) => (error: unknown) =>
+  error instanceof TransferError &&
+  error.code === code &&
+  pattern.test(error.message);
+
+for (const mode of modes) {
+  describe(`packPath in ${mode} mode`, () => {
+    test("file entry is named by basename", async (t) => {
+      useMode(mode);
+      const { root } = await makeLayout(t);
+      await mkdir(join(root, "tmp"));
+      await writeFile(join(root, "tmp", "a.txt"), "hello");
+      await chmod(join(root, "tmp", "a.txt"), 0o4751);
+      const mtime = new Date("2001-02-03T04:05:06Z");
+      await utimes(join(root, "tmp", "a.txt"), mtime, mtime);
+
+      const entries = await list(await collect(packPath(root, "/tmp/a.txt")));
+
+      assert.equal(entries.length, 1);
+      assert.equal(entries[0]!.path, "a.txt");
+      assert.equal(entries[0]!.type, "File");
+      assert.equal(entries[0]!.body, "hello");
+      assert.equal(entries[0]!.mode, 0o4751);
+      assert.equal(entries[0]!.uid, process.getuid?.());
+      assert.equal(entries[0]!.mtime?.getTime(), mtime.getTime());
+    });
+
+    test("directory walk in byte order", async (t) => {
+      useMode(mode);
+      const { root } = await makeLayout(t);
+      await mkdir(join(root, "etc", "b"), { recursive: true });
+      await mkdir(join(root, "etc", "empty"));
+      for (const name of ["z", "B", "a", "b/inner", "é", "ａ"]) {
+        await writeFile(join(root, "etc", name), name);
+      }
+      await symlink("/does/not/matter", join(root, "etc", "link"));
+
+      const entries = await list(await collect(packPath(root, "etc")));
+
+      assert.deepEqual(
+        entries.map((entry) => entry.path),
+        [
+          "etc/",
+          "etc/B",
+          "etc/a",
+          "etc/b/",
+          "etc/b/inner",
+          "etc/empty/",
+          "etc/link",
+          "etc/z",
+          "etc/é",
+          "etc/ａ",
+        ],
+      );
+      const link = entries.find((entry) => entry.path === "etc/link");
+      assert.equal(link?.type, "SymbolicLink");
+      assert.equal(link?.linkpath, "/does/not/matter");
+    });
+
+    test("noWalk gives one directory entry", async (t) => {
+      useMode(mode);
+      const { root } = await makeLayout(t);
+      await mkdir(join(root, "dir"));
+      await writeFile(join(root, "dir", "file"), "x");
+
+      const archive = await collect(packPath(root, "/dir", { noWalk: true }));
+      const entries = await list(archive);
+
+      assert.deepEqual(
+        entries.map((entry) => [entry.path, entry.type]),
+        [["dir/", "Directory"]],
+      );
+    });
+
+    test("root packs as dot with children", async (t) => {
+      useMode(mode);
+      const { root } = await makeLayout(t);
+      await mkdir(join(root, "bin"));
+      await writeFile(join(root, "bin", "sh"), "#!");
+      await writeFile(join(root, ".bashrc"), "");
+
+      for (const path of ["", "/", ".", "/.."]) {
+        const entries = await list(await collect(packPath(root, path)));
+        assert.deepEqual(
+          entries.map((entry) => entry.path),
+          ["./", ".bashrc", "bin/", "bin/sh"],
+          `path "${path}"`,
+        );
+      }
+    });
+
+    test("intermediate absolute symlink resolves inside", async (t) => {
+      useMode(mode);
+      const { root, outside } = await makeLayout(t);
+      await mkdir(join(root, "run"));
+      await writeFile(join(root, "run", "pid"), "inside");
+      await mkdir(join(root, "var"));
+      await symlink("/run", join(root, "var", "run"));
+      // The same name on the host must not be what gets packed.
+      await symlink(outside, join(root, "host"));
+
+      const viaVar = await list(await collect(packPath(root, "/var/run/pid")));
+      const viaHost = packPath(root, "/host/secret");
+
+      assert.deepEqual(
+        viaVar.map((entry) => [entry.path, entry.body]),
+        [["pid", "inside"]],
+      );
+      await assert.rejects(
+        collect(viaHost),
+        isTransferError(Code.NotFound, /secret|host/),
+      );
+    });
+
+    test("hard links become link entries", async (t) => {
+      useMode(mode);
+      const { root } = await makeLayout(t);
+      await mkdir(join(root, "d"));
+      await writeFile(join(root, "d", "first"), "shared");
+      await link(join(root, "d", "first"), join(root, "d", "second"));
+
+      const entries = await list(await collect(packPath(root, "/")));
+
+      const second = entries.find((entry) => entry.path === "d/second");
+      assert.equal(second?.type, "Link");
+      assert.equal(second?.linkpath, "d/first");
+      assert.equal(second?.size, 0);
+    });
+
+    test("long and non-ASCII names survive", async (t) => {
+      useMode(mode);
+      const { root } = await makeLayout(t);
+      const longDir = "d".repeat(120);
+      const longFile = `${"f".repeat(140)}-日本語.txt`;
+      await mkdir(join(root, longDir));
+      await writeFile(join(root, longDir, longFile), "deep");
+
+      const entries = await list(await collect(packPath(root, longDir)));
+
+      assert.deepEqual(
+        entries.map((entry) => entry.path),
+        [`${longDir}/`, `${longDir}/${longFile}`],
+      );
+      assert.equal(entries[1]!.body, "deep");
+    });
+
+    test("socket skipped with a warning", async (t) => {
+      useMode(mode);
+      const { root } = await makeLayout(t);
+      await mkdir(join(root, "run"));
+      const server = createServer();
+      await new Promise<void>((resolve) =>
+        server.listen(join(root, "run", "s.sock"), resolve),
+      );
+      t.after(() => server.close());
+      await writeFile(join(root, "run", "z"), "after");
+      const warnings: string[][] = [];
+
+      const archive = await collect(
+        packPath(root, "/run", {
+          onWarning: (code, message, path) =>
+            warnings.push([code, message, path]),
+        }),
+      );
+      const entries = await list(archive);
+
+      assert.deepEqual(
+        entries.map((entry) => entry.path),
+        ["run/", "run/z"],
+      );
+      assert.deepEqual(warnings, [
+        ["socket-skipped", 'skipped socket "/run/s.sock"', "/run/s.sock"],
+      ]);
+      await assert.rejects(
+        collect(packPath(root, "/run/s.sock")),
+        isTransferError(Code.InvalidArgument, /socket/),
+      );
+    });
+
+    test("devices and FIFOs get headers", { skip: !isRoot }, async (t) => {
+      useMode(mode);
+      const { root } = await makeLayout(t);
+      await mkdir(join(root, "dev"));
+      const mknod = spawnSync("mknod", [
+        join(root, "dev", "null"),
+        "c",
+        "1",
+        "3",
+      ]);
+      const mkfifo = spawnSync("mkfifo", [join(root, "dev", "pipe")]);
+      assert.equal(mknod.status, 0, String(mknod.stderr));
+      assert.equal(mkfifo.status, 0, String(mkfifo.stderr));
+
+      const entries = await list(await collect(packPath(root, "/dev")));
+
+      const nullDevice = entries.find((entry) => entry.path === "dev/null");
+      assert.equal(nullDevice?.type, "CharacterDevice");
+      assert.equal(nullDevice?.devmaj, 1);
+      const pipe = entries.find((entry) => entry.path === "dev/pipe");
+      assert.equal(pipe?.type, "FIFO");
+    });
+
+    test("archive ends with two zero blocks", async (t) => {
+      useMode(mode);
+      const { root } = await makeLayout(t);
+      await writeFile(join(root, "f"), "x".repeat(513));
+
+      const archive = await collect(packPath(root, "f"));
+
+      // Header, two body blocks, end-of-archive marker; no record padding.
+      assert.equal(archive.length, 512 + 1024 + 1024);
+      assert.ok(archive.subarray(-1024).every((byte) => byte === 0));
+      assert.notEqual(archive[512 + 512], 0);
+    });
+
+    test("missing path is NotFound", async (t) => {
+      useMode(mode);
+      const { root } = await makeLayout(t);
+      await mkdir(join(root, "tmp"));
+
+      await assert.rejects(
+        collect(packPath(root, "/tmp/missing")),
+        isTransferError(Code.NotFound, /"\/tmp\/missing"/),
+      );
+      await assert.rejects(
+        collect(packPath(root, "/nope/missing")),
+        isTransferError(Code.NotFound, /"\/nope"/),
+      );
+    });
+
+    test("unreadable file is PermissionDenied", { skip: isRoot }, async (t) => {
+      useMode(mode);
+      const { root } = await makeLayout(t);
+      await writeFile(join(root, "secret"), "x", { mode: 0o000 });
+
+      await assert.rejects(
+        collect(packPath(root, "/secret")),
+        isTransferError(Code.PermissionDenied, /"\/secret"/),
+      );
+    });
+  });
+}
+
+test("GNU tar reads the archive", async (t) => {
+  const { root } = await makeLayout(t);
+  const longName = `${"n".repeat(150)}-é`;
+  await mkdir(join(root, "tree"));
+  await writeFile(join(root, "tree", longName), "content");
+  await symlink("../elsewhere", join(root, "tree", "rel"));
+  const archive = await collect(packPath(root, "/tree"));
+
+  const listed = spawnSync("tar", ["-tf", "-"], { input: archive });
+
+  if (listed.error) {
+    t.skip("tar is not installed");
+    return;
+  }
+  assert.equal(listed.status, 0, String(listed.stderr));
+  assert.deepEqual(String(listed.stdout).trim().split("\n"), [
+    "tree/",
+    `tree/${longName}`,
+    "tree/rel",
+  ]);
+});
+
+test("abort destroys the stream as Canceled", async (t) => {
+  const { root } = await makeLayout(t);
+  await writeFile(join(root, "big"), Buffer.alloc(4 * 1024 * 1024));
+  const controller = new AbortController();
+  const stream = packPath(root, "/big", { signal: controller.signal });
+
+  const reading = (async () => {
+    for await (const _chunk of stream) {
+      controller.abort(new Error("stop"));
+    }
+  })();
+
+  await assert.rejects(reading, isTransferError(Code.Canceled, /stop/));
+});
+
+test("stream honours backpressure", async (t) => {
+  const { root } = await makeLayout(t);
+  await writeFile(join(root, "big"), Buffer.alloc(8 * 1024 * 1024, 1));
+  const stream = packPath(root, "/big");
+
+  const first = await new Promise<Buffer>((resolve) =>
+    stream.once("data", resolve),
+  );
+  stream.pause();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+
+  // Without a consumer, at most about one high-water mark is read ahead.
+  assert.ok(first.length <= 64 * 1024);
+  assert.ok(
+    stream.readableLength <= 256 * 1024,
+    `buffered ${stream.readableLength} bytes`,
+  );
+  stream.destroy();
+});
