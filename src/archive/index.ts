@@ -6,6 +6,12 @@ export {
   cleanContainerPath,
   pathComponents,
 } from "./container-path.js";
+export type { ExtractSummary } from "./entry-writer.js";
+export {
+  type ArchiveSource,
+  type ExtractOptions,
+  extractArchive,
+} from "./extract.js";
 export { type PackOptions, packPath } from "./pack.js";
 export { type ResolveOptions, resolveInRoot } from "./resolve.js";
 export type { ArchiveWarningCode, WarningHandler } from "./warning.js";

@@ -1,0 +1,600 @@
+/**
+ * Writes archive entries under the destination directory, confined to the
+ * container root.
+ *
+ * Every entry's parent is opened through the directory handles (see
+ * directory-handle.ts). Only the final component is then named, and only
+ * with calls that never follow a symlink there: O_NOFOLLOW opens, O_EXCL
+ * creates, `lstat`, `lutimes`, `lchown`, and `link` (which links a
+ * symlink itself). Modes, owners and times of files and directories are
+ * set through open descriptors.
+ */
+import { type BigIntStats, constants } from "node:fs";
+import {
+  type FileHandle,
+  lchown,
+  link,
+  lstat,
+  lutimes,
+  mkdir,
+  open,
+  symlink,
+  unlink,
+} from "node:fs/promises";
+import type { ReadEntry } from "tar";
+import { Code, TransferError } from "../errors/index.js";
+import { displayPath, pathComponents } from "./container-path.js";
+import { childPath, type DirectoryHandle } from "./directory-handle.js";
+import { errnoOf, fileError } from "./file-error.js";
+import { type DirectoryLease, openDirectory, openParent } from "./resolve.js";
+import type { WarningHandler } from "./warning.js";
+
+/** Attempts at one name that other processes keep changing. */
+const maxAttempts = 8;
+
+const noFollowDirectory =
+  constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+
+export interface EntryWriterOptions {
+  /** Handles from the root down to the destination directory. */
+  destination: DirectoryHandle[];
+  /** Cleaned components of the requested destination, for messages. */
+  destinationNames: string[];
+  preserveOwnership: boolean;
+  warn: WarningHandler;
+}
+
+/** Counts of an extraction. */
+export interface ExtractSummary {
+  /** Entries written: directories, files, symlinks and hard links. */
+  entries: number;
+  /** Entries skipped: the destination itself and unsupported types. */
+  skipped: number;
+  /** Bytes of file content written. */
+  bytes: number;
+}
+
+interface DeferredDirectory {
+  names: string[];
+  /** Permission bits to set at the end; undefined to keep the mode. */
+  mode: number | undefined;
+  times: { atime: Date; mtime: Date } | undefined;
+}
+
+/**
+ * Writes entries one at a time, in archive order. Directory times, and
+ * modes that lack owner rwx, are applied by {@link finish}, deepest
+ * first, so that writing children cannot undo or block them.
+ */
+export class EntryWriter {
+  readonly summary: ExtractSummary = { entries: 0, skipped: 0, bytes: 0 };
+  readonly #options: EntryWriterOptions;
+  readonly #deferred: DeferredDirectory[] = [];
+  #parent: { key: string; lease: DirectoryLease } | undefined;
+  /**
+   * Set when an entry replaced or created a non-directory, which can
+   * change how a cached parent path resolves. The cached parent stays
+   * open until the next lookup, because the current entry still uses it.
+   */
+  #parentStale = false;
+
+  constructor(options: EntryWriterOptions) {
+    this.#options = options;
+  }
+
+  /**
+   * Writes one entry and consumes its body. `stop` aborts a body copy in
+   * progress; the caller also destroys the entry to wake a pending read.
+   */
+  async write(entry: ReadEntry, stop: AbortSignal): Promise<void> {
+    const names = pathComponents(entry.path);
+    const where = this.#display(names);
+    if (names.length === 0) {
+      // The destination itself, such as the `./` of a packed root.
+      this.summary.skipped++;
+      return;
+    }
+
+    switch (entry.type) {
+      case "Directory":
+      case "GNUDumpDir":
+        await this.#writeDirectory(entry, names, where);
+        break;
+      case "File":
+      case "OldFile":
+        await this.#writeFile(entry, names, where, stop);
+        break;
+      case "SymbolicLink":
+        await this.#writeSymlink(entry, names, where);
+        break;
+      case "Link":
+        await this.#writeHardLink(entry, names, where);
+        break;
+      default:
+        this.#options.warn(
+          "type-skipped",
+          `skipped "${where}": entries of type ${entry.type} are not extracted`,
+          where,
+        );
+        this.summary.skipped++;
+        return;
+    }
+    this.summary.entries++;
+  }
+
+  /**
+   * Counts and reports an entry whose typeflag node-tar does not know;
+   * the Parser discards its body itself.
+   */
+  skipUnknown(entry: ReadEntry): void {
+    const where = this.#display(pathComponents(entry.path));
+    this.#options.warn(
+      "type-skipped",
+      `skipped "${where}": its typeflag is not a known entry type`,
+      where,
+    );
+    this.summary.skipped++;
+  }
+
+  /**
+   * Applies the deferred directory modes and times, deepest first. A
+   * directory that cannot be reached any more gets a `metadata-failed`
+   * warning.
+   */
+  async finish(): Promise<void> {
+    await this.close();
+    for (const directory of this.#deferred.reverse()) {
+      const where = this.#display(directory.names);
+      try {
+        await this.#applyDeferred(directory, where);
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        this.#options.warn(
+          "metadata-failed",
+          `failed to set the mode or times of "${where}": ${reason}`,
+          where,
+        );
+      }
+    }
+  }
+
+  /** Closes the cached parent directory. */
+  async close(): Promise<void> {
+    await this.#parent?.lease.release();
+    this.#parent = undefined;
+  }
+
+  async #writeDirectory(
+    entry: ReadEntry,
+    names: string[],
+    where: string,
+  ): Promise<void> {
+    const parent = await this.#openParent(names, where);
+    const mode = permissions(entry.mode, 0o755);
+    let created = false;
+    let directory: FileHandle | undefined;
+    for (let attempt = 0; directory === undefined; attempt++) {
+      checkAttempts(attempt, where);
+      const existing = await lstatChild(parent, where);
+      if (existing === undefined) {
+        const createdNow = await mkdir(parent.path, 0o700).then(
+          () => true,
+          (error) => ignoreErrno(error, "EEXIST", "create directory", where),
+        );
+        created ||= createdNow === true;
+        continue;
+      }
+      if (!existing.isDirectory()) {
+        throw conflict(where, "a directory", existing);
+      }
+      directory = await open(parent.path, noFollowDirectory).catch((error) =>
+        ignoreErrno(error, ["ENOENT", "ENOTDIR", "ELOOP"], "open", where),
+      );
+    }
+
+    try {
+      await this.#chown(directory, entry, where);
+      if (created) {
+        await directory.chmod(mode | 0o700);
+      }
+    } finally {
+      await directory.close();
+    }
+    const ownerBitsMissing = (mode & 0o700) !== 0o700;
+    this.#deferred.push({
+      names,
+      mode: created && ownerBitsMissing ? mode : undefined,
+      times: entryTimes(entry),
+    });
+  }
+
+  async #writeFile(
+    entry: ReadEntry,
+    names: string[],
+    where: string,
+    stop: AbortSignal,
+  ): Promise<void> {
+    const parent = await this.#openParent(names, where);
+    const file = await this.#openForWriting(parent, where);
+    try {
+      let written = 0;
+      for await (const chunk of entry as AsyncIterable<Buffer>) {
+        stop.throwIfAborted();
+        await writeAll(file, chunk, where);
+        written += chunk.length;
+        this.summary.bytes += chunk.length;
+        stop.throwIfAborted();
+      }
+      if (written !== entry.size) {
+        throw new TransferError(
+          `the archive is truncated: "${where}" got ${written} of its ` +
+            `${entry.size} bytes`,
+          Code.DataLoss,
+        );
+      }
+
+      await this.#chown(file, entry, where);
+      await file.chmod(permissions(entry.mode, 0o644)).catch((error) => {
+        throw fileError(error, "set the mode of", where);
+      });
+      const times = entryTimes(entry);
+      if (times !== undefined) {
+        await file.utimes(times.atime, times.mtime).catch((error) => {
+          throw fileError(error, "set the times of", where);
+        });
+      }
+    } finally {
+      await file.close();
+    }
+  }
+
+  /**
+   * Opens the final component for writing. An existing regular file is
+   * truncated in place (a bind-mounted file keeps working); any other
+   * non-directory there, such as a symlink, is removed first.
+   */
+  async #openForWriting(parent: Parent, where: string): Promise<FileHandle> {
+    const { O_WRONLY, O_TRUNC, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } =
+      constants;
+    for (let attempt = 0; ; attempt++) {
+      checkAttempts(attempt, where);
+      const existing = await lstatChild(parent, where);
+      if (existing?.isDirectory()) {
+        throw conflict(where, "a file", existing);
+      }
+      if (existing !== undefined && !existing.isFile()) {
+        await this.#remove(parent, where);
+        continue;
+      }
+
+      // O_NONBLOCK: a FIFO swapped in after the lstat fails with ENXIO
+      // instead of blocking the open.
+      const flags =
+        existing === undefined
+          ? O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW
+          : O_WRONLY | O_TRUNC | O_NOFOLLOW | O_NONBLOCK;
+      const file = await open(parent.path, flags, 0o600).catch((error) =>
+        ignoreErrno(
+          error,
+          ["EEXIST", "ENOENT", "ELOOP", "ENXIO"],
+          "open",
+          where,
+        ),
+      );
+      if (file === undefined) {
+        continue;
+      }
+      const opened = await file.stat();
+      if (opened.isFile()) {
+        return file;
+      }
+      await file.close();
+    }
+  }
+
+  async #writeSymlink(
+    entry: ReadEntry,
+    names: string[],
+    where: string,
+  ): Promise<void> {
+    const target = entry.linkpath ?? "";
+    const parent = await this.#openParent(names, where);
+    for (let attempt = 0; ; attempt++) {
+      checkAttempts(attempt, where);
+      const existing = await lstatChild(parent, where);
+      if (existing?.isDirectory()) {
+        throw conflict(where, "a symlink", existing);
+      }
+      if (existing !== undefined) {
+        await this.#remove(parent, where);
+        continue;
+      }
+      const done = await symlink(target, parent.path).then(
+        () => true,
+        (error) => ignoreErrno(error, "EEXIST", "create symlink", where),
+      );
+      if (done) {
+        break;
+      }
+    }
+    this.#parentStale = true;
+
+    if (this.#options.preserveOwnership) {
+      const { uid, gid } = ownerOf(entry, where);
+      await lchown(parent.path, uid, gid).catch((error) => {
+        throw fileError(error, "change the owner of", where);
+      });
+    }
+    const times = entryTimes(entry);
+    if (times !== undefined) {
+      await lutimes(parent.path, times.atime, times.mtime).catch((error) => {
+        throw fileError(error, "set the times of", where);
+      });
+    }
+  }
+
+  async #writeHardLink(
+    entry: ReadEntry,
+    names: string[],
+    where: string,
+  ): Promise<void> {
+    const targetNames = pathComponents(entry.linkpath ?? "");
+    const targetWhere = this.#display(targetNames);
+    if (targetNames.length === 0) {
+      throw new TransferError(
+        `invalid hard link "${where}": it points to the destination ` +
+          "directory itself",
+        Code.InvalidArgument,
+      );
+    }
+
+    const target = await openParent(this.#options.destination, targetNames, {
+      subject: targetWhere,
+    });
+    try {
+      const targetPath = childPath(target.directory, target.name);
+      const targetStats = await lstat(targetPath, { bigint: true }).catch(
+        (error) => {
+          if (errnoOf(error) === "ENOENT") {
+            throw new TransferError(
+              `invalid hard link "${where}": its target "${targetWhere}" ` +
+                "does not exist; a hard link must follow the entry it links to",
+              Code.NotFound,
+            );
+          }
+          throw fileError(error, "stat", targetWhere);
+        },
+      );
+      if (targetStats.isDirectory()) {
+        throw new TransferError(
+          `invalid hard link "${where}": its target "${targetWhere}" is a ` +
+            "directory",
+          Code.InvalidArgument,
+        );
+      }
+      const parent = await this.#openParent(names, where);
+      await this.#link(targetPath, targetStats, parent, where);
+      this.#parentStale = true;
+      if (this.#options.preserveOwnership) {
+        const { uid, gid } = ownerOf(entry, where);
+        await lchown(parent.path, uid, gid).catch((error) => {
+          throw fileError(error, "change the owner of", where);
+        });
+      }
+    } finally {
+      await target.release();
+    }
+  }
+
+  async #link(
+    targetPath: string,
+    target: BigIntStats,
+    parent: Parent,
+    where: string,
+  ): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      checkAttempts(attempt, where);
+      const existing = await lstatChild(parent, where);
+      if (existing?.isDirectory()) {
+        throw conflict(where, "a hard link", existing);
+      }
+      if (existing?.ino === target.ino && existing.dev === target.dev) {
+        return;
+      }
+      if (existing !== undefined) {
+        await this.#remove(parent, where);
+        continue;
+      }
+      const done = await link(targetPath, parent.path).then(
+        () => true,
+        (error) => ignoreErrno(error, "EEXIST", "create hard link", where),
+      );
+      if (done) {
+        return;
+      }
+    }
+  }
+
+  async #remove(parent: Parent, where: string): Promise<void> {
+    await unlink(parent.path).catch((error) =>
+      ignoreErrno(error, "ENOENT", "replace", where),
+    );
+    this.#parentStale = true;
+  }
+
+  async #chown(
+    file: FileHandle,
+    entry: ReadEntry,
+    where: string,
+  ): Promise<void> {
+    if (!this.#options.preserveOwnership) {
+      return;
+    }
+    const { uid, gid } = ownerOf(entry, where);
+    await file.chown(uid, gid).catch((error) => {
+      throw fileError(error, "change the owner of", where);
+    });
+  }
+
+  /**
+   * Opens the parent of `names`, creating missing directories, and keeps
+   * it open for the next entry in the same directory.
+   */
+  async #openParent(names: string[], where: string): Promise<Parent> {
+    const parentNames = names.slice(0, -1);
+    const key = parentNames.join("/");
+    if (this.#parent?.key !== key || this.#parentStale) {
+      await this.close();
+      this.#parentStale = false;
+      const lease = await openDirectory(
+        this.#options.destination,
+        parentNames,
+        { subject: where, create: true },
+      );
+      this.#parent = { key, lease };
+    }
+    const directory = this.#parent.lease.directory;
+    const name = names[names.length - 1]!;
+    return { directory, name, path: childPath(directory, name) };
+  }
+
+  async #applyDeferred(deferred: DeferredDirectory, where: string) {
+    if (deferred.mode === undefined && deferred.times === undefined) {
+      return;
+    }
+    const parent = await openParent(this.#options.destination, deferred.names, {
+      subject: where,
+    });
+    try {
+      const path = childPath(parent.directory, parent.name);
+      const directory = await open(path, noFollowDirectory);
+      try {
+        if (deferred.mode !== undefined) {
+          await directory.chmod(deferred.mode);
+        }
+        if (deferred.times !== undefined) {
+          await directory.utimes(deferred.times.atime, deferred.times.mtime);
+        }
+      } finally {
+        await directory.close();
+      }
+    } finally {
+      await parent.release();
+    }
+  }
+
+  #display(names: string[]): string {
+    return displayPath([...this.#options.destinationNames, ...names]);
+  }
+}
+
+/** The parent directory of an entry and the path of the entry in it. */
+interface Parent {
+  directory: DirectoryHandle;
+  name: string;
+  /** `childPath(directory, name)`. */
+  path: string;
+}
+
+async function lstatChild(
+  parent: Parent,
+  where: string,
+): Promise<BigIntStats | undefined> {
+  try {
+    return await lstat(parent.path, { bigint: true });
+  } catch (error) {
+    if (errnoOf(error) === "ENOENT") {
+      return undefined;
+    }
+    throw fileError(error, "stat", where);
+  }
+}
+
+/**
+ * Returns undefined for the expected errno codes, which mean "look again",
+ * and throws any other error with the action and path.
+ */
+function ignoreErrno(
+  error: unknown,
+  expected: string | string[],
+  action: string,
+  where: string,
+): undefined {
+  const errno = errnoOf(error);
+  if (errno !== undefined && [expected].flat().includes(errno)) {
+    return undefined;
+  }
+  throw fileError(error, action, where);
+}
+
+async function writeAll(
+  file: FileHandle,
+  chunk: Buffer,
+  where: string,
+): Promise<void> {
+  let offset = 0;
+  while (offset < chunk.length) {
+    const { bytesWritten } = await file
+      .write(chunk, offset, chunk.length - offset)
+      .catch((error) => {
+        throw fileError(error, "write", where);
+      });
+    offset += bytesWritten;
+  }
+}
+
+function checkAttempts(attempt: number, where: string): void {
+  if (attempt >= maxAttempts) {
+    throw new TransferError(
+      `failed to write "${where}": it kept changing while it was written; ` +
+        "retry when the container is idle",
+      Code.Aborted,
+    );
+  }
+}
+
+function conflict(where: string, entryKind: string, existing: BigIntStats) {
+  const existingKind = existing.isDirectory() ? "directory" : "non-directory";
+  return new TransferError(
+    `cannot replace the ${existingKind} "${where}" with ${entryKind}; ` +
+      "remove it first",
+    Code.FailedPrecondition,
+  );
+}
+
+/** Permission bits of an entry; setuid, setgid and sticky are dropped. */
+function permissions(mode: number | undefined, fallback: number): number {
+  if (mode === undefined || !Number.isInteger(mode) || mode < 0) {
+    return fallback;
+  }
+  return mode & 0o777;
+}
+
+function entryTimes(
+  entry: ReadEntry,
+): { atime: Date; mtime: Date } | undefined {
+  const mtime = entry.mtime;
+  if (!(mtime instanceof Date) || Number.isNaN(mtime.getTime())) {
+    return undefined;
+  }
+  const atime = entry.atime;
+  const validAtime = atime instanceof Date && !Number.isNaN(atime.getTime());
+  return { atime: validAtime ? atime : mtime, mtime };
+}
+
+function ownerOf(
+  entry: ReadEntry,
+  where: string,
+): { uid: number; gid: number } {
+  const { uid, gid } = entry;
+  const valid = (id: number | undefined): id is number =>
+    id !== undefined && Number.isSafeInteger(id) && id >= 0;
+  if (!valid(uid) || !valid(gid)) {
+    throw new TransferError(
+      `invalid owner of "${where}": uid ${uid} and gid ${gid} must be ` +
+        "non-negative integers",
+      Code.InvalidArgument,
+    );
+  }
+  return { uid, gid };
+}

@@ -1,0 +1,349 @@
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import {
+  lstat,
+  mkdir,
+  readFile,
+  readlink,
+  stat,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
+import { join } from "node:path";
+import { PassThrough, Readable } from "node:stream";
+import { test } from "node:test";
+import { gzipSync } from "node:zlib";
+import { extractArchive } from "../../src/archive/index.js";
+import { Code, TransferError } from "../../src/errors/index.js";
+import {
+  chunked,
+  isRoot,
+  makeLayout,
+  rawArchive,
+  rawEntry,
+  trailer,
+} from "./fixtures.js";
+
+const isTransferError = (code: Code, pattern: RegExp) => (error: unknown) =>
+  error instanceof TransferError &&
+  error.code === code &&
+  pattern.test(error.message);
+
+test("destination created like mkdir -p", async (t) => {
+  const { root } = await makeLayout(t);
+
+  const summary = await extractArchive(
+    root,
+    "/new/deep/dir",
+    chunked(rawArchive([{ path: "x.txt", body: "x" }])),
+  );
+
+  assert.equal(await readFile(join(root, "new/deep/dir/x.txt"), "utf8"), "x");
+  const created = await stat(join(root, "new", "deep"));
+  assert.equal(created.mode & 0o777, 0o755 & ~process.umask());
+  assert.deepEqual(summary, { entries: 1, skipped: 0, bytes: 1 });
+});
+
+test("destination through container symlink", async (t) => {
+  const { root } = await makeLayout(t);
+  await mkdir(join(root, "run"));
+  await mkdir(join(root, "var"));
+  await symlink("/run", join(root, "var", "run"));
+
+  await extractArchive(
+    root,
+    "/var/run/app",
+    chunked(rawArchive([{ path: "pid", body: "1" }])),
+  );
+
+  assert.equal(await readFile(join(root, "run", "app", "pid"), "utf8"), "1");
+});
+
+test("destination that is a file fails", async (t) => {
+  const { root } = await makeLayout(t);
+  await writeFile(join(root, "file"), "");
+
+  await assert.rejects(
+    extractArchive(root, "/file", chunked(rawArchive([{ path: "x" }]))),
+    isTransferError(Code.FailedPrecondition, /"\/file" is not a directory/),
+  );
+});
+
+test("existing file truncated in place", async (t) => {
+  const { root } = await makeLayout(t);
+  await writeFile(join(root, "conf"), "a much longer old content", {
+    mode: 0o600,
+  });
+  const before = await lstat(join(root, "conf"));
+
+  await extractArchive(
+    root,
+    "/",
+    chunked(rawArchive([{ path: "conf", body: "new", mode: 0o640 }])),
+  );
+
+  const after = await lstat(join(root, "conf"));
+  assert.equal(after.ino, before.ino);
+  assert.equal(after.mode & 0o777, 0o640);
+  assert.equal(await readFile(join(root, "conf"), "utf8"), "new");
+});
+
+test("existing directory keeps its mode", async (t) => {
+  const { root } = await makeLayout(t);
+  await mkdir(join(root, "d"), { mode: 0o700 });
+
+  await extractArchive(
+    root,
+    "/",
+    chunked(rawArchive([{ path: "d/", type: "Directory", mode: 0o777 }])),
+  );
+
+  assert.equal((await stat(join(root, "d"))).mode & 0o777, 0o700);
+});
+
+test("new directory without owner write", async (t) => {
+  const { root } = await makeLayout(t);
+
+  await extractArchive(
+    root,
+    "/",
+    chunked(
+      rawArchive([
+        { path: "ro/", type: "Directory", mode: 0o555 },
+        { path: "ro/inside", body: "written before the mode" },
+      ]),
+    ),
+  );
+
+  assert.equal((await stat(join(root, "ro"))).mode & 0o777, 0o555);
+  assert.equal(
+    await readFile(join(root, "ro", "inside"), "utf8"),
+    "written before the mode",
+  );
+});
+
+test("symlink replaces existing file", async (t) => {
+  const { root } = await makeLayout(t);
+  await writeFile(join(root, "name"), "old");
+
+  await extractArchive(
+    root,
+    "/",
+    chunked(
+      rawArchive([{ path: "name", type: "SymbolicLink", linkpath: "target" }]),
+    ),
+  );
+
+  assert.equal(await readlink(join(root, "name")), "target");
+});
+
+test("file over directory is rejected", async (t) => {
+  const { root } = await makeLayout(t);
+  await mkdir(join(root, "d"));
+
+  await assert.rejects(
+    extractArchive(root, "/", chunked(rawArchive([{ path: "d", body: "x" }]))),
+    isTransferError(Code.FailedPrecondition, /directory "\/d"/),
+  );
+  assert.ok((await lstat(join(root, "d"))).isDirectory());
+});
+
+test("ownership kept on request", { skip: !isRoot }, async (t) => {
+  const { root } = await makeLayout(t);
+  const archive = rawArchive([
+    { path: "d/", type: "Directory", uid: 1234, gid: 5678 },
+    { path: "d/f", body: "x", uid: 1234, gid: 5678 },
+    { path: "d/l", type: "SymbolicLink", linkpath: "f", uid: 4321, gid: 8765 },
+  ]);
+
+  await extractArchive(root, "/owned", chunked(archive), {
+    preserveOwnership: true,
+  });
+  await extractArchive(root, "/plain", chunked(archive));
+
+  for (const [path, uid, gid] of [
+    ["owned/d", 1234, 5678],
+    ["owned/d/f", 1234, 5678],
+    ["owned/d/l", 4321, 8765],
+    ["plain/d/f", 0, 0],
+  ] as const) {
+    const stats = await lstat(join(root, path));
+    assert.deepEqual([stats.uid, stats.gid], [uid, gid], path);
+  }
+});
+
+test("devices and FIFOs skipped with warnings", async (t) => {
+  const { root } = await makeLayout(t);
+  const warnings: string[] = [];
+
+  const summary = await extractArchive(
+    root,
+    "/dev",
+    chunked(
+      rawArchive([
+        { path: "null", type: "CharacterDevice", devmaj: 1, devmin: 3 },
+        { path: "sda", type: "BlockDevice", devmaj: 8, devmin: 0 },
+        { path: "pipe", type: "FIFO" },
+        { path: "after", body: "ok" },
+      ]),
+    ),
+    { onWarning: (code, _message, path) => warnings.push(`${code} ${path}`) },
+  );
+
+  assert.deepEqual(warnings, [
+    "type-skipped /dev/null",
+    "type-skipped /dev/sda",
+    "type-skipped /dev/pipe",
+  ]);
+  assert.deepEqual(summary, { entries: 1, skipped: 3, bytes: 2 });
+  await assert.rejects(lstat(join(root, "dev", "null")), { code: "ENOENT" });
+  await assert.rejects(lstat(join(root, "dev", "pipe")), { code: "ENOENT" });
+});
+
+test("unknown typeflag skipped with warning", async (t) => {
+  const { root } = await makeLayout(t);
+  const entry = rawEntry({ path: "odd", body: "data" });
+  entry[156] = "Z".charCodeAt(0);
+  fixChecksum(entry);
+  const warnings: string[] = [];
+
+  const summary = await extractArchive(
+    root,
+    "/",
+    chunked(
+      Buffer.concat([entry, rawEntry({ path: "next", body: "n" }), trailer]),
+    ),
+    { onWarning: (code, message) => warnings.push(`${code}: ${message}`) },
+  );
+
+  assert.deepEqual(warnings, [
+    'type-skipped: skipped "/odd": its typeflag is not a known entry type',
+  ]);
+  assert.equal(summary.entries, 1);
+  assert.equal(await readFile(join(root, "next"), "utf8"), "n");
+});
+
+test("marker-only archive extracts nothing", async (t) => {
+  const { root } = await makeLayout(t);
+
+  const summary = await extractArchive(root, "/", chunked(trailer));
+
+  assert.deepEqual(summary, { entries: 0, skipped: 0, bytes: 0 });
+});
+
+test("empty input is DataLoss", async (t) => {
+  const { root } = await makeLayout(t);
+
+  await assert.rejects(
+    extractArchive(root, "/", Readable.from([], { objectMode: false })),
+    isTransferError(Code.DataLoss, /empty/),
+  );
+});
+
+test("gzip input is rejected", async (t) => {
+  const { root } = await makeLayout(t);
+  const archive = gzipSync(rawArchive([{ path: "x", body: "x" }]));
+
+  await assert.rejects(
+    extractArchive(root, "/", chunked(archive, 1)),
+    isTransferError(Code.InvalidArgument, /gzip/),
+  );
+  await assert.rejects(lstat(join(root, "x")), { code: "ENOENT" });
+});
+
+test("corrupt header is InvalidArgument", async (t) => {
+  const { root } = await makeLayout(t);
+  const archive = rawArchive([{ path: "a", body: "a" }, { path: "b" }]);
+  archive[1024 + 10] ^= 0xff;
+
+  await assert.rejects(
+    extractArchive(root, "/", chunked(archive)),
+    isTransferError(Code.InvalidArgument, /checksum/),
+  );
+});
+
+test("trailing bytes ignored and drained", async (t) => {
+  const { root } = await makeLayout(t);
+  const archive = rawArchive([{ path: "x", body: "x" }]);
+  const garbage = Buffer.alloc(200 * 1024, 0x41);
+  const source = new PassThrough();
+  source.write(archive);
+
+  const summary = await extractArchive(root, "/", source);
+  // The producer keeps writing after the marker and must not block.
+  for (let offset = 0; offset < garbage.length; offset += 16 * 1024) {
+    if (!source.write(garbage.subarray(offset, offset + 16 * 1024))) {
+      await once(source, "drain");
+    }
+  }
+  source.end();
+  await once(source, "end");
+
+  assert.deepEqual(summary, { entries: 1, skipped: 0, bytes: 1 });
+  assert.equal(await readFile(join(root, "x"), "utf8"), "x");
+});
+
+test("trailing data past limit releases source", async (t) => {
+  const { root } = await makeLayout(t);
+  const archive = rawArchive([{ path: "x", body: "x" }]);
+  let released = false;
+  async function* endless() {
+    try {
+      yield archive;
+      for (let i = 0; i < 10_000; i++) {
+        yield Buffer.alloc(1024, 1);
+      }
+    } finally {
+      released = true;
+    }
+  }
+
+  await extractArchive(root, "/", endless(), { maxTrailingBytes: 4096 });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+
+  assert.equal(released, true);
+});
+
+test("failure releases the source", async (t) => {
+  const { root } = await makeLayout(t);
+  const source = new PassThrough();
+  source.write(rawEntry({ path: "x", body: "partial body" }).subarray(0, 600));
+
+  const controller = new AbortController();
+  // A ref'd timer: AbortSignal.timeout would let the idle test process exit.
+  const timer = setTimeout(() => controller.abort(new Error("late")), 50);
+  t.after(() => clearTimeout(timer));
+
+  await assert.rejects(
+    extractArchive(root, "/", source, { signal: controller.signal }),
+    isTransferError(Code.Canceled, /late/),
+  );
+  assert.equal(source.destroyed, true);
+});
+
+test("abort stops writing as Canceled", async (t) => {
+  const { root } = await makeLayout(t);
+  const controller = new AbortController();
+  const source = new PassThrough();
+  source.write(rawEntry({ path: "first", body: "1" }));
+  const extracting = extractArchive(root, "/", source, {
+    signal: controller.signal,
+  });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+
+  controller.abort(new Error("user stop"));
+  source.write(rawArchive([{ path: "second", body: "2" }]));
+
+  await assert.rejects(extracting, isTransferError(Code.Canceled, /user stop/));
+  await assert.rejects(lstat(join(root, "second")), { code: "ENOENT" });
+});
+
+/** Recomputes a header block's checksum after a test edited it. */
+function fixChecksum(block: Buffer): void {
+  block.fill(0x20, 148, 156);
+  let sum = 0;
+  for (let i = 0; i < 512; i++) {
+    sum += block[i]!;
+  }
+  block.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148, "ascii");
+}
