@@ -14,7 +14,14 @@ import { describe, test } from "node:test";
 import { Parser, type ReadEntry } from "tar";
 import { packPath } from "../../src/archive/index.js";
 import { Code, TransferError } from "../../src/errors/index.js";
-import { collect, isRoot, makeLayout, modes, useMode } from "./fixtures.js";
+import {
+  collect,
+  isRoot,
+  type Layout,
+  makeLayout,
+  modes,
+  useMode,
+} from "./fixtures.js";
 
 interface ListedEntry {
   path: string;
@@ -56,6 +63,51 @@ async function list(archive: Buffer): Promise<ListedEntry[]> {
   parser.end(archive);
   await done;
   return entries;
+}
+
+/**
+ * Packs `path` and returns the error code and message. Root bypasses file
+ * permissions, so as root it runs the packer in a child process as the
+ * user nobody (uid 65534).
+ */
+async function packAsUnprivileged(
+  layout: Layout,
+  path: string,
+  mode: (typeof modes)[number],
+): Promise<{ code: Code | undefined; message: string }> {
+  if (!isRoot) {
+    const error = await collect(packPath(layout.root, path)).then(
+      () => undefined,
+      (reason: unknown) => reason,
+    );
+    assert.ok(error instanceof TransferError, "packing should fail");
+    return { code: error.code, message: error.message };
+  }
+
+  await chmod(layout.base, 0o755);
+  await chmod(layout.root, 0o755);
+  const modules = {
+    archive: new URL("../../src/archive/index.js", import.meta.url).href,
+    handle: new URL("../../src/archive/directory-handle.js", import.meta.url)
+      .href,
+  };
+  const script = `
+    const { packPath } = await import(${JSON.stringify(modules.archive)});
+    const { forcePathMode } = await import(${JSON.stringify(modules.handle)});
+    forcePathMode(${mode === "path"});
+    try {
+      for await (const _ of packPath(${JSON.stringify(layout.root)}, ${JSON.stringify(path)})) {}
+      console.log(JSON.stringify({ message: "packing succeeded" }));
+    } catch (error) {
+      console.log(JSON.stringify({ code: error.code, message: error.message }));
+    }`;
+  const child = spawnSync(
+    process.execPath,
+    ["--input-type=module", "-e", script],
+    { uid: 65534, gid: 65534, encoding: "utf8" },
+  );
+  assert.equal(child.status, 0, child.stderr);
+  return JSON.parse(child.stdout);
 }
 
 const isTransferError = (code: Code, pattern: RegExp) => (error: unknown) =>
@@ -288,15 +340,15 @@ for (const mode of modes) {
       );
     });
 
-    test("unreadable file is PermissionDenied", { skip: isRoot }, async (t) => {
+    test("unreadable file is PermissionDenied", async (t) => {
       useMode(mode);
-      const { root } = await makeLayout(t);
-      await writeFile(join(root, "secret"), "x", { mode: 0o000 });
+      const layout = await makeLayout(t);
+      await writeFile(join(layout.root, "secret"), "x", { mode: 0o000 });
 
-      await assert.rejects(
-        collect(packPath(root, "/secret")),
-        isTransferError(Code.PermissionDenied, /"\/secret"/),
-      );
+      const outcome = await packAsUnprivileged(layout, "/secret", mode);
+
+      assert.equal(outcome.code, Code.PermissionDenied, outcome.message);
+      assert.match(outcome.message, /"\/secret": permission denied/);
     });
   });
 }
