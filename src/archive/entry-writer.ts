@@ -3,37 +3,35 @@
  * container root.
  *
  * Every entry's parent is opened through the directory handles (see
- * directory-handle.ts). Only the final component is then named, and only
- * with calls that never follow a symlink there: O_NOFOLLOW opens, O_EXCL
- * creates, `lstat`, `lutimes`, `lchown`, and `link` (which links a
- * symlink itself). Modes, owners and times of files and directories are
- * set through open descriptors.
+ * directory-handle.ts). The final component is then created or replaced
+ * by entry-target.ts, which never follows a symlink there. Modes, owners
+ * and times are set through open descriptors for files and directories,
+ * and with `lchown` and `lutimes` for symlinks.
  */
-import { type BigIntStats, constants } from "node:fs";
 import {
   type FileHandle,
   lchown,
-  link,
   lstat,
   lutimes,
-  mkdir,
   open,
-  symlink,
-  unlink,
 } from "node:fs/promises";
 import type { ReadEntry } from "tar";
 import { Code, TransferError } from "../errors/index.js";
 import { displayPath, pathComponents } from "./container-path.js";
 import { childPath, type DirectoryHandle } from "./directory-handle.js";
+import { entryTimes, ownerOf, permissions } from "./entry-metadata.js";
+import {
+  createHardLink,
+  createSymlink,
+  type EntryParent,
+  noFollowDirectory,
+  openForWriting,
+  openOrCreateDirectory,
+  writeAll,
+} from "./entry-target.js";
 import { errnoOf, fileError } from "./file-error.js";
 import { type DirectoryLease, openDirectory, openParent } from "./resolve.js";
 import type { WarningHandler } from "./warning.js";
-
-/** Attempts at one name that other processes keep changing. */
-const maxAttempts = 8;
-
-const noFollowDirectory =
-  constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
 
 export interface EntryWriterOptions {
   /** Handles from the root down to the destination directory. */
@@ -77,14 +75,18 @@ export class EntryWriter {
    * open until the next lookup, because the current entry still uses it.
    */
   #parentStale = false;
+  readonly #markStale = () => {
+    this.#parentStale = true;
+  };
 
   constructor(options: EntryWriterOptions) {
     this.#options = options;
   }
 
   /**
-   * Writes one entry and consumes its body. `stop` aborts a body copy in
-   * progress; the caller also destroys the entry to wake a pending read.
+   * Writes one entry. A file's body is read here, and the caller discards
+   * any other body. `stop` aborts a body copy in progress, and the caller
+   * also destroys the entry to wake a pending read.
    */
   async write(entry: ReadEntry, stop: AbortSignal): Promise<void> {
     const names = pathComponents(entry.path);
@@ -171,26 +173,7 @@ export class EntryWriter {
   ): Promise<void> {
     const parent = await this.#openParent(names, where);
     const mode = permissions(entry.mode, 0o755);
-    let created = false;
-    let directory: FileHandle | undefined;
-    for (let attempt = 0; directory === undefined; attempt++) {
-      checkAttempts(attempt, where);
-      const existing = await lstatChild(parent, where);
-      if (existing === undefined) {
-        const createdNow = await mkdir(parent.path, 0o700).then(
-          () => true,
-          (error) => ignoreErrno(error, "EEXIST", "create directory", where),
-        );
-        created ||= createdNow === true;
-        continue;
-      }
-      if (!existing.isDirectory()) {
-        throw conflict(where, "a directory", existing);
-      }
-      directory = await open(parent.path, noFollowDirectory).catch((error) =>
-        ignoreErrno(error, ["ENOENT", "ENOTDIR", "ELOOP"], "open", where),
-      );
-    }
+    const { directory, created } = await openOrCreateDirectory(parent, where);
 
     try {
       await this.#chown(directory, entry, where);
@@ -215,7 +198,7 @@ export class EntryWriter {
     stop: AbortSignal,
   ): Promise<void> {
     const parent = await this.#openParent(names, where);
-    const file = await this.#openForWriting(parent, where);
+    const file = await openForWriting(parent, where, this.#markStale);
     try {
       let written = 0;
       for await (const chunk of entry as AsyncIterable<Buffer>) {
@@ -248,76 +231,14 @@ export class EntryWriter {
     }
   }
 
-  /**
-   * Opens the final component for writing. An existing regular file is
-   * truncated in place (a bind-mounted file keeps working); any other
-   * non-directory there, such as a symlink, is removed first.
-   */
-  async #openForWriting(parent: Parent, where: string): Promise<FileHandle> {
-    const { O_WRONLY, O_TRUNC, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } =
-      constants;
-    for (let attempt = 0; ; attempt++) {
-      checkAttempts(attempt, where);
-      const existing = await lstatChild(parent, where);
-      if (existing?.isDirectory()) {
-        throw conflict(where, "a file", existing);
-      }
-      if (existing !== undefined && !existing.isFile()) {
-        await this.#remove(parent, where);
-        continue;
-      }
-
-      // O_NONBLOCK: a FIFO swapped in after the lstat fails with ENXIO
-      // instead of blocking the open.
-      const flags =
-        existing === undefined
-          ? O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW
-          : O_WRONLY | O_TRUNC | O_NOFOLLOW | O_NONBLOCK;
-      const file = await open(parent.path, flags, 0o600).catch((error) =>
-        ignoreErrno(
-          error,
-          ["EEXIST", "ENOENT", "ELOOP", "ENXIO"],
-          "open",
-          where,
-        ),
-      );
-      if (file === undefined) {
-        continue;
-      }
-      const opened = await file.stat();
-      if (opened.isFile()) {
-        return file;
-      }
-      await file.close();
-    }
-  }
-
   async #writeSymlink(
     entry: ReadEntry,
     names: string[],
     where: string,
   ): Promise<void> {
-    const target = entry.linkpath ?? "";
     const parent = await this.#openParent(names, where);
-    for (let attempt = 0; ; attempt++) {
-      checkAttempts(attempt, where);
-      const existing = await lstatChild(parent, where);
-      if (existing?.isDirectory()) {
-        throw conflict(where, "a symlink", existing);
-      }
-      if (existing !== undefined) {
-        await this.#remove(parent, where);
-        continue;
-      }
-      const done = await symlink(target, parent.path).then(
-        () => true,
-        (error) => ignoreErrno(error, "EEXIST", "create symlink", where),
-      );
-      if (done) {
-        break;
-      }
-    }
-    this.#parentStale = true;
+    await createSymlink(parent, entry.linkpath ?? "", where, this.#markStale);
+    this.#markStale();
 
     if (this.#options.preserveOwnership) {
       const { uid, gid } = ownerOf(entry, where);
@@ -373,8 +294,14 @@ export class EntryWriter {
         );
       }
       const parent = await this.#openParent(names, where);
-      await this.#link(targetPath, targetStats, parent, where);
-      this.#parentStale = true;
+      await createHardLink(
+        targetPath,
+        targetStats,
+        parent,
+        where,
+        this.#markStale,
+      );
+      this.#markStale();
       if (this.#options.preserveOwnership) {
         const { uid, gid } = ownerOf(entry, where);
         await lchown(parent.path, uid, gid).catch((error) => {
@@ -384,42 +311,6 @@ export class EntryWriter {
     } finally {
       await target.release();
     }
-  }
-
-  async #link(
-    targetPath: string,
-    target: BigIntStats,
-    parent: Parent,
-    where: string,
-  ): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      checkAttempts(attempt, where);
-      const existing = await lstatChild(parent, where);
-      if (existing?.isDirectory()) {
-        throw conflict(where, "a hard link", existing);
-      }
-      if (existing?.ino === target.ino && existing.dev === target.dev) {
-        return;
-      }
-      if (existing !== undefined) {
-        await this.#remove(parent, where);
-        continue;
-      }
-      const done = await link(targetPath, parent.path).then(
-        () => true,
-        (error) => ignoreErrno(error, "EEXIST", "create hard link", where),
-      );
-      if (done) {
-        return;
-      }
-    }
-  }
-
-  async #remove(parent: Parent, where: string): Promise<void> {
-    await unlink(parent.path).catch((error) =>
-      ignoreErrno(error, "ENOENT", "replace", where),
-    );
-    this.#parentStale = true;
   }
 
   async #chown(
@@ -440,7 +331,7 @@ export class EntryWriter {
    * Opens the parent of `names`, creating missing directories, and keeps
    * it open for the next entry in the same directory.
    */
-  async #openParent(names: string[], where: string): Promise<Parent> {
+  async #openParent(names: string[], where: string): Promise<EntryParent> {
     const parentNames = names.slice(0, -1);
     const key = parentNames.join("/");
     if (this.#parent?.key !== key || this.#parentStale) {
@@ -486,115 +377,4 @@ export class EntryWriter {
   #display(names: string[]): string {
     return displayPath([...this.#options.destinationNames, ...names]);
   }
-}
-
-/** The parent directory of an entry and the path of the entry in it. */
-interface Parent {
-  directory: DirectoryHandle;
-  name: string;
-  /** `childPath(directory, name)`. */
-  path: string;
-}
-
-async function lstatChild(
-  parent: Parent,
-  where: string,
-): Promise<BigIntStats | undefined> {
-  try {
-    return await lstat(parent.path, { bigint: true });
-  } catch (error) {
-    if (errnoOf(error) === "ENOENT") {
-      return undefined;
-    }
-    throw fileError(error, "stat", where);
-  }
-}
-
-/**
- * Returns undefined for the expected errno codes, which mean "look again",
- * and throws any other error with the action and path.
- */
-function ignoreErrno(
-  error: unknown,
-  expected: string | string[],
-  action: string,
-  where: string,
-): undefined {
-  const errno = errnoOf(error);
-  if (errno !== undefined && [expected].flat().includes(errno)) {
-    return undefined;
-  }
-  throw fileError(error, action, where);
-}
-
-async function writeAll(
-  file: FileHandle,
-  chunk: Buffer,
-  where: string,
-): Promise<void> {
-  let offset = 0;
-  while (offset < chunk.length) {
-    const { bytesWritten } = await file
-      .write(chunk, offset, chunk.length - offset)
-      .catch((error) => {
-        throw fileError(error, "write", where);
-      });
-    offset += bytesWritten;
-  }
-}
-
-function checkAttempts(attempt: number, where: string): void {
-  if (attempt >= maxAttempts) {
-    throw new TransferError(
-      `failed to write "${where}": it kept changing while it was written; ` +
-        "retry when the container is idle",
-      Code.Aborted,
-    );
-  }
-}
-
-function conflict(where: string, entryKind: string, existing: BigIntStats) {
-  const existingKind = existing.isDirectory() ? "directory" : "non-directory";
-  return new TransferError(
-    `cannot replace the ${existingKind} "${where}" with ${entryKind}; ` +
-      "remove it first",
-    Code.FailedPrecondition,
-  );
-}
-
-/** Permission bits of an entry; setuid, setgid and sticky are dropped. */
-function permissions(mode: number | undefined, fallback: number): number {
-  if (mode === undefined || !Number.isInteger(mode) || mode < 0) {
-    return fallback;
-  }
-  return mode & 0o777;
-}
-
-function entryTimes(
-  entry: ReadEntry,
-): { atime: Date; mtime: Date } | undefined {
-  const mtime = entry.mtime;
-  if (!(mtime instanceof Date) || Number.isNaN(mtime.getTime())) {
-    return undefined;
-  }
-  const atime = entry.atime;
-  const validAtime = atime instanceof Date && !Number.isNaN(atime.getTime());
-  return { atime: validAtime ? atime : mtime, mtime };
-}
-
-function ownerOf(
-  entry: ReadEntry,
-  where: string,
-): { uid: number; gid: number } {
-  const { uid, gid } = entry;
-  const valid = (id: number | undefined): id is number =>
-    id !== undefined && Number.isSafeInteger(id) && id >= 0;
-  if (!valid(uid) || !valid(gid)) {
-    throw new TransferError(
-      `invalid owner of "${where}": uid ${uid} and gid ${gid} must be ` +
-        "non-negative integers",
-      Code.InvalidArgument,
-    );
-  }
-  return { uid, gid };
 }

@@ -6,14 +6,8 @@
  * directories in readdir order, and writes no device entries. Headers
  * are encoded with node-tar's Header and Pax classes.
  */
-import { type BigIntStats, constants } from "node:fs";
-import {
-  type FileHandle,
-  lstat,
-  open,
-  readdir,
-  readlink,
-} from "node:fs/promises";
+import type { BigIntStats } from "node:fs";
+import { lstat, readdir, readlink } from "node:fs/promises";
 import { Readable } from "node:stream";
 import {
   abortReason,
@@ -31,13 +25,13 @@ import {
   statDirectory,
 } from "./directory-handle.js";
 import { errnoOf, fileError } from "./file-error.js";
+import { chunkBytes, type PackContext, packFile } from "./pack-file.js";
 import { openContainerRoot, openParent } from "./resolve.js";
 import {
-  bodyPadding,
-  type EntryFields,
+  deviceNumbers,
   encodeHeader,
   endOfArchive,
-  type PackedType,
+  headerFields,
 } from "./tar-header.js";
 import type { WarningHandler } from "./warning.js";
 
@@ -50,9 +44,6 @@ export interface PackOptions {
   onWarning?: WarningHandler;
 }
 
-/** Bytes read from a file at a time; also the stream's high-water mark. */
-const chunkBytes = 64 * 1024;
-
 /**
  * Returns a stream of the tar archive of the container path `path` inside
  * the host directory `root`.
@@ -60,10 +51,10 @@ const chunkBytes = 64 * 1024;
  * `path` is cleaned like `cleanContainerPath`, and its intermediate
  * symlinks are followed inside the root, where an absolute target starts
  * at the root. The final component is not followed. The top entry is named
- * after the last component of the cleaned path (`/tmp/a.txt` gives
- * `a.txt`); for the root it is `./` and the children have no prefix. A
- * directory is walked depth first in byte order of the names unless
- * `noWalk` is set; symlinks are stored, never followed.
+ * after the last component of the cleaned path, so `/tmp/a.txt` gives
+ * `a.txt`. For the root it is `./`, and the children have no prefix. A
+ * directory is walked depth first in byte order of the names, unless
+ * `noWalk` is set. Symlinks are stored, never followed.
  *
  * Headers carry the type, permission bits with setuid, setgid and sticky,
  * numeric uid and gid (no user or group names), size, mtime in whole
@@ -95,14 +86,6 @@ export function packPath(
     stream.once("close", () => signal.removeEventListener("abort", onAbort));
   }
   return stream;
-}
-
-interface PackContext {
-  signal: AbortSignal | undefined;
-  noWalk: boolean;
-  warn: WarningHandler;
-  /** Archive name of the first hard link of each file, by `dev:ino`. */
-  firstLinks: Map<string, string>;
 }
 
 async function* packEntries(
@@ -298,122 +281,6 @@ async function* packChildren(
   }
 }
 
-async function* packFile(
-  context: PackContext,
-  parent: DirectoryHandle,
-  name: string,
-  entryName: string,
-  stats: BigIntStats,
-): AsyncGenerator<Buffer> {
-  const where = displayPath([...parent.components, name]);
-  const inode = `${stats.dev}:${stats.ino}`;
-  const firstLink = context.firstLinks.get(inode);
-  if (firstLink !== undefined) {
-    yield encodeHeader({
-      ...headerFields(entryName, "Link", stats),
-      size: 0,
-      linkpath: firstLink,
-    });
-    return;
-  }
-
-  const file = await openRegularFile(context, parent, name, stats);
-  if (file === undefined) {
-    return;
-  }
-  try {
-    const opened = await file.stat({ bigint: true });
-    if (opened.nlink > 1n) {
-      context.firstLinks.set(inode, entryName);
-    }
-    const size = Number(opened.size);
-    yield encodeHeader(headerFields(entryName, "File", opened));
-    yield* readBody(context, file, size, where);
-    yield bodyPadding(size);
-  } finally {
-    await file.close();
-  }
-}
-
-/**
- * Opens a regular file without following a symlink and without blocking
- * on a FIFO swapped in after the lstat. Returns undefined, after a
- * warning, when the file vanished or is no longer the file that was
- * listed.
- */
-async function openRegularFile(
-  context: PackContext,
-  parent: DirectoryHandle,
-  name: string,
-  stats: BigIntStats,
-): Promise<FileHandle | undefined> {
-  const where = displayPath([...parent.components, name]);
-  const flags =
-    constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-  let file: FileHandle;
-  try {
-    file = await open(childPath(parent, name), flags);
-  } catch (error) {
-    const errno = errnoOf(error);
-    if (errno === "ENOENT") {
-      context.warn("vanished", `"${where}" disappeared during the walk`, where);
-      return undefined;
-    }
-    if (errno === "ELOOP" || errno === "ENXIO") {
-      context.warn("changed", `"${where}" changed type during the walk`, where);
-      return undefined;
-    }
-    throw fileError(error, "open", where);
-  }
-
-  const opened = await file.stat({ bigint: true });
-  if (
-    !opened.isFile() ||
-    opened.ino !== stats.ino ||
-    opened.dev !== stats.dev
-  ) {
-    await file.close();
-    context.warn("changed", `"${where}" was replaced during the walk`, where);
-    return undefined;
-  }
-  return file;
-}
-
-/**
- * Yields exactly `size` bytes of the file, in chunks as the consumer
- * reads. A file that shrank is padded with zeros so that the archive
- * stays well formed; a file that grew is cut at `size`.
- */
-async function* readBody(
-  context: PackContext,
-  file: FileHandle,
-  size: number,
-  where: string,
-): AsyncGenerator<Buffer> {
-  let position = 0;
-  while (position < size) {
-    throwIfAborted(context.signal);
-    const buffer = Buffer.allocUnsafe(Math.min(chunkBytes, size - position));
-    const { bytesRead } = await file
-      .read(buffer, 0, buffer.length, position)
-      .catch((error) => {
-        throw fileError(error, "read", where);
-      });
-    if (bytesRead === 0) {
-      context.warn(
-        "changed",
-        `"${where}" shrank while it was read; the entry was padded with ` +
-          `${size - position} zero bytes`,
-        where,
-      );
-      yield Buffer.alloc(size - position);
-      return;
-    }
-    position += bytesRead;
-    yield buffer.subarray(0, bytesRead);
-  }
-}
-
 async function lstatEntry(
   parent: DirectoryHandle,
   name: string,
@@ -426,37 +293,4 @@ async function lstatEntry(
     }
     throw fileError(error, "stat", displayPath([...parent.components, name]));
   }
-}
-
-function headerFields(
-  path: string,
-  type: PackedType,
-  stats: BigIntStats,
-): EntryFields {
-  return {
-    path,
-    type,
-    mode: Number(stats.mode & 0o7777n),
-    uid: Number(stats.uid),
-    gid: Number(stats.gid),
-    size: type === "File" ? Number(stats.size) : 0,
-    mtime: new Date(Number(stats.mtimeNs / 1_000_000_000n) * 1000),
-  };
-}
-
-/**
- * Splits a device number into major and minor with the encoding of the
- * platform's dev_t: glibc's on Linux, 8-bit major and 24-bit minor on
- * macOS and the BSDs.
- */
-function deviceNumbers(rdev: bigint): { devmaj: number; devmin: number } {
-  if (process.platform !== "linux") {
-    return {
-      devmaj: Number((rdev >> 24n) & 0xffn),
-      devmin: Number(rdev & 0xffffffn),
-    };
-  }
-  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
-  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
-  return { devmaj: Number(major), devmin: Number(minor) };
 }

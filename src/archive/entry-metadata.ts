@@ -1,0 +1,46 @@
+/**
+ * Metadata of an archive entry as it is applied on extraction, with
+ * values a hostile header could make invalid checked first.
+ */
+import type { ReadEntry } from "tar";
+import { Code, TransferError } from "../errors/index.js";
+
+/** Permission bits of an entry; setuid, setgid and sticky are dropped. */
+export function permissions(
+  mode: number | undefined,
+  fallback: number,
+): number {
+  if (mode === undefined || !Number.isInteger(mode) || mode < 0) {
+    return fallback;
+  }
+  return mode & 0o777;
+}
+
+export function entryTimes(
+  entry: ReadEntry,
+): { atime: Date; mtime: Date } | undefined {
+  const mtime = entry.mtime;
+  if (!(mtime instanceof Date) || Number.isNaN(mtime.getTime())) {
+    return undefined;
+  }
+  const atime = entry.atime;
+  const validAtime = atime instanceof Date && !Number.isNaN(atime.getTime());
+  return { atime: validAtime ? atime : mtime, mtime };
+}
+
+export function ownerOf(
+  entry: ReadEntry,
+  where: string,
+): { uid: number; gid: number } {
+  const { uid, gid } = entry;
+  const valid = (id: number | undefined): id is number =>
+    id !== undefined && Number.isSafeInteger(id) && id >= 0;
+  if (!valid(uid) || !valid(gid)) {
+    throw new TransferError(
+      `invalid owner of "${where}": uid ${uid} and gid ${gid} must be ` +
+        "non-negative integers",
+      Code.InvalidArgument,
+    );
+  }
+  return { uid, gid };
+}
