@@ -19,3 +19,29 @@ export {
   type CopyOptions,
   type CopySummary,
 } from "./copy.js";
+export {
+  type DeleteImageOptions,
+  deleteImage,
+  getImage,
+  type ImageRecord,
+  type ImageTarget,
+  type ListImagesOptions,
+  listImages,
+} from "./image-list.js";
+export {
+  formatPlatform,
+  hostPlatform,
+  type PlatformInit,
+  type PlatformSpec,
+  parsePlatform,
+} from "./image-platform.js";
+export {
+  type ExportImageOptions,
+  exportImage,
+  type ImageOperationOptions,
+  type ImportImageOptions,
+  type ImportImageResult,
+  importImage,
+  type TagImageOptions,
+  tagImage,
+} from "./images.js";
