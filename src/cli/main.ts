@@ -9,6 +9,7 @@ import { connect } from "../client/index.js";
 import { Code, TransferError } from "../errors/index.js";
 import { addCopyOptions, type CopyFlags, runCopy } from "./cp.js";
 import { runDemo } from "./demo.js";
+import { addImageCommand } from "./image.js";
 import { runServe, type ServeFlags } from "./serve.js";
 
 interface GlobalFlags {
@@ -60,6 +61,8 @@ function buildProgram(): Command {
       await client.close();
     }
   });
+
+  addImageCommand(program, interrupt.signal);
 
   program
     .command("serve")

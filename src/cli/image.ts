@@ -1,0 +1,323 @@
+/**
+ * `image import|export|tag|ls|rm`: images in containerd's image store.
+ * Archives and results go to standard output, progress to standard error.
+ */
+import { createReadStream, createWriteStream } from "node:fs";
+import { rename, rm, stat } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { type Command, Option } from "commander";
+import {
+  type Client,
+  connect,
+  deleteImage,
+  exportImage,
+  type ImageRecord,
+  importImage,
+  listImages,
+  tagImage,
+} from "../client/index.js";
+import { Code, TransferError } from "../errors/index.js";
+import type { Progress } from "../transfer/index.js";
+import { addRegistryCommands } from "./image-registry.js";
+import { createProgress } from "./progress.js";
+
+interface ImportFlags {
+  name?: string;
+  baseName?: string;
+  digests?: boolean;
+  platform: string[];
+  allPlatforms?: boolean;
+  unpack?: boolean | string;
+  label: string[];
+  compressBlobs?: boolean;
+  quiet?: boolean;
+}
+
+interface ExportFlags {
+  platform: string[];
+  allPlatforms?: boolean;
+  skipManifestJson?: boolean;
+  skipNonDistributable?: boolean;
+  quiet?: boolean;
+}
+
+/**
+ * Registers the `image` command group. The client is opened from the
+ * program's global options when a subcommand runs.
+ */
+export function addImageCommand(program: Command, signal: AbortSignal): void {
+  const withClient =
+    <A extends unknown[]>(run: (client: Client, ...args: A) => Promise<void>) =>
+    async (...args: A) => {
+      const client = connect(program.opts());
+      try {
+        await run(client, ...args);
+      } finally {
+        await client.close();
+      }
+    };
+  const image = program
+    .command("image")
+    .description("import, export, tag and list images in containerd");
+  addRegistryCommands(image, () => connect(program.opts()), signal);
+
+  image
+    .command("import")
+    .description(
+      "import an OCI or Docker image archive (tar, or tar.gz, tar.zst); " +
+        "images are named from the archive's name annotations",
+    )
+    .argument("<file>", "archive to read, or - for standard input")
+    .option("--name <name>", "also store the archive's index as this image")
+    .option(
+      "--base-name <prefix>",
+      "keep only names under PREFIX; tag-only names become PREFIX:TAG " +
+        "(default: keep full names, tag-only names become import-DATE:TAG)",
+    )
+    .option("--digests", "also store each manifest as BASE@DIGEST")
+    .addOption(platformOption("import content for PLATFORM"))
+    .option("--all-platforms", "import the content of every platform")
+    .option(
+      "--unpack [snapshotter]",
+      "unpack into the snapshotter (default: the daemon's default)",
+    )
+    .addOption(
+      new Option("--label <key=value>", "set a label on the new images")
+        .argParser(collect)
+        .default([]),
+    )
+    .option("--compress-blobs", "compress uncompressed layers on import")
+    .option("-q, --quiet", "print no progress")
+    .action(
+      withClient((client, file: string, flags: ImportFlags) =>
+        runImport(client, file, flags, signal),
+      ),
+    );
+
+  image
+    .command("export")
+    .description("write images as one OCI archive with a Docker manifest.json")
+    .argument("<file>", "archive to write, or - for standard output")
+    .argument("<names...>", "images to export")
+    .addOption(platformOption("export PLATFORM (default: the daemon's own)"))
+    .option("--all-platforms", "export every platform")
+    .option("--skip-manifest-json", "leave out Docker's manifest.json")
+    .option("--skip-non-distributable", "leave out non-distributable layers")
+    .option("-q, --quiet", "print no progress")
+    .action(
+      withClient((client, file: string, names: string[], flags: ExportFlags) =>
+        runExport(client, file, names, flags, signal),
+      ),
+    );
+
+  image
+    .command("tag")
+    .description("give the image SOURCE one or more new names")
+    .argument("<source>")
+    .argument("<targets...>")
+    .action(
+      withClient(async (client, source: string, targets: string[]) => {
+        await tagImage(client, source, targets, { signal });
+      }),
+    );
+
+  image
+    .command("ls")
+    .description("list images: name, type, digest and creation time")
+    .option("-q, --quiet", "print only the names")
+    .addOption(
+      new Option("--filter <filter>", "containerd filter, such as name~=^x")
+        .argParser(collect)
+        .default([]),
+    )
+    .action(
+      withClient(
+        async (client, flags: { quiet?: boolean; filter: string[] }) => {
+          const images = await listImages(client, {
+            filters: flags.filter,
+            signal,
+          });
+          process.stdout.write(
+            flags.quiet
+              ? images.map((i) => `${i.name}\n`).join("")
+              : formatImageTable(images),
+          );
+        },
+      ),
+    );
+
+  image
+    .command("rm")
+    .description("delete image names; content goes once nothing uses it")
+    .argument("<names...>")
+    .action(
+      withClient(async (client, names: string[]) => {
+        for (const name of names) {
+          await deleteImage(client, name, { signal });
+        }
+      }),
+    );
+}
+
+async function runImport(
+  client: Client,
+  file: string,
+  flags: ImportFlags,
+  signal: AbortSignal,
+): Promise<void> {
+  const fromStdin = file === "-";
+  const total = fromStdin ? undefined : (await stat(file)).size;
+  const label = `import ${fromStdin ? "-" : basename(file)}`;
+  const progress = createProgress(label, { quiet: flags.quiet, total });
+  try {
+    const result = await importImage(
+      client,
+      fromStdin ? process.stdin : createReadStream(file),
+      {
+        name: flags.name,
+        baseName: flags.baseName,
+        digests: flags.digests,
+        platforms: flags.platform.length > 0 ? flags.platform : undefined,
+        allPlatforms: flags.allPlatforms,
+        unpack: flags.unpack,
+        labels: parseLabels(flags.label),
+        forceCompress: flags.compressBlobs,
+        signal,
+        onBytes: (bytes) => progress.update(bytes),
+        onProgress: eventPrinter(flags.quiet),
+      },
+    );
+    progress.stop();
+    for (const name of result.images) {
+      process.stdout.write(`imported ${name}\n`);
+    }
+  } finally {
+    progress.stop();
+  }
+}
+
+async function runExport(
+  client: Client,
+  file: string,
+  names: string[],
+  flags: ExportFlags,
+  signal: AbortSignal,
+): Promise<void> {
+  const options = {
+    platforms: flags.platform,
+    allPlatforms: flags.allPlatforms,
+    skipCompatibilityManifest: flags.skipManifestJson,
+    skipNonDistributable: flags.skipNonDistributable,
+    signal,
+    onProgress: eventPrinter(flags.quiet || file === "-"),
+  };
+  if (file === "-") {
+    if (process.stdout.isTTY) {
+      throw new TransferError(
+        "refusing to write an image archive to a terminal: redirect " +
+          "standard output or name a file",
+        Code.InvalidArgument,
+      );
+    }
+    await exportImage(client, names, process.stdout, {
+      ...options,
+      endSink: false,
+    });
+    return;
+  }
+
+  // The archive goes to a temporary file beside FILE, renamed into place
+  // only when complete, so a failed export leaves FILE as it was.
+  const partial = join(dirname(file), `.${basename(file)}.${process.pid}.part`);
+  const progress = createProgress(`export ${basename(file)}`, {
+    quiet: flags.quiet,
+  });
+  try {
+    await exportImage(client, names, createWriteStream(partial), {
+      ...options,
+      onBytes: (bytes) => progress.update(bytes),
+    });
+    progress.stop();
+    await rename(partial, file);
+  } catch (error) {
+    progress.stop();
+    await rm(partial, { force: true });
+    throw error;
+  }
+}
+
+/** Formats images as a table with a header line. */
+export function formatImageTable(images: ImageRecord[]): string {
+  const rows = [["NAME", "TYPE", "DIGEST", "CREATED"]];
+  for (const image of images) {
+    rows.push([
+      image.name,
+      shortMediaType(image.target.mediaType),
+      image.target.digest,
+      image.createdAt?.toISOString().replace(/\.\d+Z$/, "Z") ?? "-",
+    ]);
+  }
+  const widths = rows[0]!.map((_, column) =>
+    Math.max(...rows.map((row) => row[column]!.length)),
+  );
+  return rows
+    .map(
+      (row) =>
+        `${row
+          .map((cell, i) =>
+            i < row.length - 1 ? cell.padEnd(widths[i]!) : cell,
+          )
+          .join("  ")}\n`,
+    )
+    .join("");
+}
+
+const mediaTypeNames: Record<string, string> = {
+  "application/vnd.oci.image.manifest.v1+json": "oci-manifest",
+  "application/vnd.oci.image.index.v1+json": "oci-index",
+  "application/vnd.docker.distribution.manifest.v2+json": "docker-manifest",
+  "application/vnd.docker.distribution.manifest.list.v2+json": "docker-list",
+};
+
+function shortMediaType(mediaType: string): string {
+  return mediaTypeNames[mediaType] ?? (mediaType || "-");
+}
+
+/**
+ * Prints containerd's progress events as lines on standard error when it
+ * is not a terminal; on a terminal the byte bar shows progress instead.
+ */
+function eventPrinter(quiet: boolean | undefined) {
+  if (quiet || process.stderr.isTTY) {
+    return undefined;
+  }
+  return (event: Progress) => {
+    const name = event.name ? ` ${event.name}` : "";
+    process.stderr.write(`${event.event}${name}\n`);
+  };
+}
+
+function platformOption(description: string): Option {
+  return new Option("--platform <platform>", `${description}; repeatable`)
+    .argParser(collect)
+    .default([]);
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function parseLabels(labels: string[]): Record<string, string> {
+  const parsed: Record<string, string> = {};
+  for (const label of labels) {
+    const equals = label.indexOf("=");
+    if (equals <= 0) {
+      throw new TransferError(
+        `invalid label "${label}": use KEY=VALUE`,
+        Code.InvalidArgument,
+      );
+    }
+    parsed[label.slice(0, equals)] = label.slice(equals + 1);
+  }
+  return parsed;
+}
