@@ -18,6 +18,8 @@ export {
 } from "./streaming/index.js";
 export * from "./transfer/index.js";
 export {
+  ContainerdRoots,
+  type ContainerdRootsOptions,
   type ContainerRoots,
   FolderRoots,
   type Logger,

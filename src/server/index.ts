@@ -3,6 +3,10 @@ export {
   type ContainerRoots,
   FolderRoots,
 } from "./container-roots.js";
+export {
+  ContainerdRoots,
+  type ContainerdRootsOptions,
+} from "./containerd-roots.js";
 export { debugLogger, type LogFields, type Logger } from "./logger.js";
 export {
   type ListenOptions,
