@@ -6,6 +6,16 @@ export {
   type ImageImportOptions,
   ImageImportStream,
 } from "./image-streams.js";
+export {
+  type CredentialsCallback,
+  type HttpDebugLevel,
+  OCIRegistry,
+  type OCIRegistryOptions,
+  type RegistryAuthRequest,
+  type RegistryCredentials,
+  type RegistryWarning,
+  type RegistryWarningCode,
+} from "./oci-registry.js";
 export { type Progress, readProgress } from "./progress.js";
 export {
   ReadStream,
