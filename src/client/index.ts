@@ -45,3 +45,4 @@ export {
   type TagImageOptions,
   tagImage,
 } from "./images.js";
+export * from "./registry.js";
