@@ -2,7 +2,19 @@
  * A transfer endpoint: the Transfer and Streaming services, served over
  * ttrpc, gRPC or both, with pluggable transferrers.
  */
+import {
+  chmod,
+  chown,
+  link,
+  lstat,
+  mkdtemp,
+  rmdir,
+  unlink,
+} from "node:fs/promises";
+import { connect } from "node:net";
+import { dirname, join } from "node:path";
 import { createServiceImplSpec } from "@connectrpc/connect";
+import { Code, TransferError } from "../errors/index.js";
 import { Streaming } from "../gen/containerd/services/streaming/v1/streaming_pb.js";
 import { Transfer } from "../gen/containerd/services/transfer/v1/transfer_pb.js";
 import { createGrpcServer } from "../grpc/index.js";
@@ -36,10 +48,19 @@ export interface ListenOptions {
   ttrpc?: string;
   /** Unix socket path for gRPC. */
   grpc?: string;
+  /**
+   * Group id allowed to connect: the sockets get mode 0660 and this
+   * group. Without it they get mode 0600, for the owner only.
+   */
+  gid?: number;
 }
 
 interface Listener {
   close(): Promise<void>;
+}
+
+interface SocketServer extends Listener {
+  listen(path: string): Promise<void>;
 }
 
 export class TransferServer {
@@ -81,18 +102,24 @@ export class TransferServer {
     ];
   }
 
-  /** Starts serving on the given sockets. */
+  /**
+   * Starts serving on the given sockets. A socket file left by a server
+   * that exited is replaced. Rejects with AlreadyExists when a server
+   * still accepts connections on one of the paths.
+   */
   async listen(options: ListenOptions): Promise<void> {
     if (options.ttrpc) {
       const server = createTtrpcServer({ services: this.#services });
-      await server.listen(options.ttrpc);
-      this.#listeners.push(server);
+      this.#listeners.push(
+        await listenOnSocket(server, options.ttrpc, options.gid),
+      );
       this.log.info("serving ttrpc", { socket: options.ttrpc });
     }
     if (options.grpc) {
       const server = createGrpcServer({ services: this.#services });
-      await server.listen(options.grpc);
-      this.#listeners.push(server);
+      this.#listeners.push(
+        await listenOnSocket(server, options.grpc, options.gid),
+      );
       this.log.info("serving gRPC", { socket: options.grpc });
     }
   }
@@ -103,4 +130,109 @@ export class TransferServer {
     await Promise.all(this.#listeners.splice(0).map((l) => l.close()));
     this.log.info("server stopped");
   }
+}
+
+/**
+ * Makes `server` listen on `path` with the final mode and group from the
+ * first moment. The server listens in a new private directory beside
+ * `path`, the socket gets its mode and group there, and a hard link then
+ * puts it at `path`. A link never replaces a file, so two servers starting
+ * together cannot both take the path. Closing the listener removes `path`
+ * unless another socket has replaced it.
+ */
+async function listenOnSocket(
+  server: SocketServer,
+  path: string,
+  gid: number | undefined,
+): Promise<Listener> {
+  await removeStaleSocket(path);
+  const staging = await mkdtemp(join(dirname(path), ".ct"));
+  const stagedPath = join(staging, "s");
+  try {
+    await server.listen(stagedPath);
+    await chmod(stagedPath, gid === undefined ? 0o600 : 0o660);
+    if (gid !== undefined) {
+      await chown(stagedPath, -1, gid);
+    }
+    await link(stagedPath, path).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === "EEXIST") {
+        throw socketInUse(path);
+      }
+      throw error;
+    });
+  } catch (error) {
+    await server.close();
+    throw error;
+  } finally {
+    await unlink(stagedPath).catch(() => {});
+    await rmdir(staging).catch(() => {});
+  }
+
+  const linked = await lstat(path);
+  return {
+    async close() {
+      await server.close();
+      const current = await lstat(path).catch(() => undefined);
+      if (current?.dev === linked.dev && current.ino === linked.ino) {
+        await unlink(path).catch(() => {});
+      }
+    },
+  };
+}
+
+/**
+ * Removes a socket file at `path` that no process accepts connections
+ * on. Rejects with AlreadyExists when a server still listens there, and
+ * with InvalidArgument when `path` is not a socket.
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  const info = await lstat(path).catch(() => undefined);
+  if (info === undefined) {
+    return;
+  }
+  if (!info.isSocket()) {
+    throw new TransferError(
+      `cannot listen on ${path}: it exists and is not a socket`,
+      Code.InvalidArgument,
+    );
+  }
+  if (await acceptsConnections(path)) {
+    throw socketInUse(path);
+  }
+  await unlink(path);
+}
+
+function socketInUse(path: string): TransferError {
+  return new TransferError(
+    `cannot listen on ${path}: another server is listening on it. Stop ` +
+      "that server or choose another path",
+    Code.AlreadyExists,
+  );
+}
+
+/**
+ * Tries to connect. A socket without a listener refuses at once with
+ * ECONNREFUSED, and any other error is passed on.
+ */
+function acceptsConnections(path: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(path);
+    socket.setTimeout(1000, () => {
+      // Connected but silent: a server uses the path.
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", (error: NodeJS.ErrnoException) => {
+      socket.destroy();
+      if (error.code === "ECONNREFUSED" || error.code === "ENOENT") {
+        resolve(false);
+      } else {
+        reject(error);
+      }
+    });
+  });
 }
