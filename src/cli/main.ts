@@ -10,7 +10,7 @@ import { Code, TransferError } from "../errors/index.js";
 import { addCopyOptions, type CopyFlags, runCopy } from "./cp.js";
 import { runDemo } from "./demo.js";
 import { addImageCommand } from "./image.js";
-import { runServe, type ServeFlags } from "./serve.js";
+import { addServeCommand } from "./serve.js";
 
 interface GlobalFlags {
   address: string;
@@ -64,16 +64,7 @@ function buildProgram(): Command {
 
   addImageCommand(program, interrupt.signal);
 
-  program
-    .command("serve")
-    .description(
-      "serve the Transfer and Streaming services for containers under a " +
-        "root folder",
-    )
-    .requiredOption("--root <dir>", "folder whose <id>/rootfs are containers")
-    .option("--ttrpc <socket>", "serve ttrpc on this unix socket")
-    .option("--grpc <socket>", "serve gRPC on this unix socket")
-    .action((flags: ServeFlags) => runServe(flags, interrupt.signal));
+  addServeCommand(program, interrupt.signal);
 
   program
     .command("demo")

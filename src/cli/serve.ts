@@ -1,11 +1,45 @@
+import { execFile } from "node:child_process";
+import { lstat } from "node:fs/promises";
+import { promisify } from "node:util";
+import type { Command } from "commander";
 import { Code, TransferError } from "../errors/index.js";
-import { TransferServer } from "../server/index.js";
+import {
+  ContainerdRoots,
+  type ContainerRoots,
+  type Logger,
+  TransferServer,
+} from "../server/index.js";
 import { stderrLogger } from "./stderr-logger.js";
 
 export interface ServeFlags {
-  root: string;
+  root?: string;
+  containerd?: string;
   ttrpc?: string;
   grpc?: string;
+  group?: string;
+}
+
+/** Adds the `serve` command to `program`. */
+export function addServeCommand(program: Command, signal: AbortSignal): void {
+  program
+    .command("serve")
+    .description(
+      "serve the Transfer and Streaming services for the containers of a " +
+        "containerd daemon, or for containers under a root folder",
+    )
+    .option(
+      "--containerd <socket>",
+      "containerd's gRPC socket: copy into and out of its containers",
+    )
+    .option("--root <dir>", "folder whose <id>/rootfs are containers")
+    .option("--ttrpc <socket>", "serve ttrpc on this unix socket")
+    .option("--grpc <socket>", "serve gRPC on this unix socket")
+    .option(
+      "--group <group>",
+      "group name or id allowed to connect: sockets get mode 0660 and this " +
+        "group (default: mode 0600, owner only)",
+    )
+    .action((flags: ServeFlags) => runServe(flags, signal));
 }
 
 /** Serves until `signal` aborts, then closes every stream and socket. */
@@ -19,16 +53,81 @@ export async function runServe(
       Code.InvalidArgument,
     );
   }
+  if ((flags.root === undefined) === (flags.containerd === undefined)) {
+    throw new TransferError(
+      "give exactly one of --containerd SOCKET (containerd's containers) " +
+        "and --root DIR (folders as containers)",
+      Code.InvalidArgument,
+    );
+  }
+  const gid =
+    flags.group === undefined ? undefined : await groupId(flags.group);
+
   const log = stderrLogger();
-  const server = new TransferServer({ root: flags.root, log });
-  await server.listen({ ttrpc: flags.ttrpc, grpc: flags.grpc });
-  log.info("server started", { root: flags.root, pid: process.pid });
-  await new Promise<void>((resolve) => {
-    if (signal.aborted) {
-      resolve();
-    }
-    signal.addEventListener("abort", () => resolve(), { once: true });
+  const containers = await containerRoots(flags, log);
+  const server = new TransferServer({
+    root: flags.root,
+    containers,
+    log,
   });
-  log.info("stopping", { reason: String(signal.reason?.message ?? "") });
-  await server.close();
+  try {
+    await server.listen({ ttrpc: flags.ttrpc, grpc: flags.grpc, gid });
+    log.info("server started", {
+      containerd: flags.containerd,
+      root: flags.root,
+      group: flags.group,
+      pid: process.pid,
+    });
+    await new Promise<void>((resolve) => {
+      if (signal.aborted) {
+        resolve();
+      }
+      signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    log.info("stopping", { reason: String(signal.reason?.message ?? "") });
+  } finally {
+    await server.close();
+    await containers?.close();
+  }
+}
+
+async function containerRoots(
+  flags: ServeFlags,
+  log: Logger,
+): Promise<(ContainerRoots & { close(): Promise<void> }) | undefined> {
+  if (flags.containerd === undefined) {
+    return undefined;
+  }
+  const info = await lstat(flags.containerd).catch(() => undefined);
+  if (info === undefined) {
+    log.warn("containerd socket not found; copies fail until it exists", {
+      containerd: flags.containerd,
+    });
+  } else if (!info.isSocket()) {
+    throw new TransferError(
+      `invalid --containerd ${flags.containerd}: not a unix socket`,
+      Code.InvalidArgument,
+    );
+  }
+  return new ContainerdRoots(flags.containerd, { log });
+}
+
+/** Resolves a group name or numeric id with getent(1), which queries NSS. */
+async function groupId(group: string): Promise<number> {
+  if (/^\d+$/.test(group)) {
+    return Number(group);
+  }
+  const output = await promisify(execFile)("getent", ["group", group]).then(
+    (result) => result.stdout,
+    () => "",
+  );
+  const gid = output.split(":")[2];
+  if (gid === undefined || !/^\d+$/.test(gid)) {
+    throw new TransferError(
+      `invalid --group ${group}: no such group (getent group ${group} ` +
+        "found nothing)",
+      Code.InvalidArgument,
+    );
+  }
+  return Number(gid);
 }
