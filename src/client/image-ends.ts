@@ -2,6 +2,12 @@
  * The streaming ends of image imports and exports, adjusted to when
  * containerd 1.7 is done with them.
  */
+
+import type {
+  ByteSink,
+  ByteSource,
+  StreamCreator,
+} from "../streaming/index.js";
 import {
   type ImageExportOptions,
   ImageExportStream,
@@ -9,11 +15,6 @@ import {
   ImageImportStream,
   type MarshalOptions,
 } from "../transfer/index.js";
-import type {
-  ByteSink,
-  ByteSource,
-  StreamCreator,
-} from "../streaming/index.js";
 
 /**
  * An image archive to import that counts as sent once the Transfer call

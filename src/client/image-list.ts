@@ -3,8 +3,9 @@
  * that maps image names to content. It is a containerd daemon service:
  * shims and `containerd-transfer serve` do not serve it.
  */
-import { createClient } from "@connectrpc/connect";
+
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { createClient } from "@connectrpc/connect";
 import { Code, TransferError } from "../errors/index.js";
 import {
   type Image,

@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
 import { test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { connect, importImage } from "../../src/client/index.js";
 import { requireContainerd } from "../helpers/containerd.js";

@@ -8,13 +8,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { type Any, packAny } from "../../src/any/index.js";
+import { ImageExportSink } from "../../src/client/image-ends.js";
 import { ImageExportStreamSchema } from "../../src/gen/containerd/types/transfer/importexport_pb.js";
 import {
   type ByteSink,
   receiveBytes,
   type Stream,
 } from "../../src/streaming/index.js";
-import { ImageExportSink } from "../../src/client/image-ends.js";
 import { ImageImportStream } from "../../src/transfer/index.js";
 import { StreamEnd } from "../../src/transfer/stream-end.js";
 import { patternBytes, tar } from "./archives.js";
