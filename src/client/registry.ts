@@ -4,7 +4,7 @@
  * the registry itself, and this process only sends the credentials it
  * requests.
  */
-import { Code, TransferError } from "../errors/index.js";
+import { abortReason, Code, TransferError } from "../errors/index.js";
 import {
   type CredentialsCallback,
   ImageStore,
@@ -108,7 +108,7 @@ export async function pullImage(
       onProgress: options.onProgress,
     });
   } catch (error) {
-    throw registryError(error, "pull", normalized);
+    throw registryError(error, "pull", normalized, options.signal);
   }
   return { reference: normalized, name };
 }
@@ -146,23 +146,30 @@ export async function pushImage(
       onProgress: options.onProgress,
     });
   } catch (error) {
-    throw registryError(error, "push", normalized);
+    throw registryError(error, "push", normalized, options.signal);
   }
   return { reference: normalized, name: localName };
 }
 
 /**
  * Converts an error of a pull or push into a TransferError with a
- * registry-specific code. containerd 1.7 sends every registry failure
- * except "not found" as Unknown (2), with the registry's status in the
- * text, such as `unexpected status from HEAD request to URL: 401
- * Unauthorized`. The code is derived from that text, which is kept.
+ * registry-specific code, or into Canceled when `signal` aborted.
+ * containerd 1.7 sends every registry failure except "not found" as
+ * Unknown (2), with the registry's status in the text, such as
+ * `unexpected status from HEAD request to URL: 401 Unauthorized`. The
+ * code is derived from that text, which is kept.
  */
 export function registryError(
   error: unknown,
   operation: "pull" | "push",
   reference: string,
+  signal?: AbortSignal,
 ): TransferError {
+  // The transport reports an abort whose reason is a plain Error as
+  // Internal, so the caller's signal decides.
+  if (signal?.aborted) {
+    return abortReason(signal);
+  }
   const failure = TransferError.from(error);
   if (
     failure.code === Code.Canceled ||

@@ -240,6 +240,39 @@ test("hanging callback times out", async (t) => {
   assert.equal(warnings[0]?.code, "credentials-timed-out");
 });
 
+test("abort during credentials lookup", async (t) => {
+  const env = await registryEnv(t);
+  if (!env) return;
+  const client = connectTo(t, env);
+  const remote = await pushAuthenticated(env, client, "abort");
+  let callbackSignal: AbortSignal | undefined;
+  const controller = new AbortController();
+  const started = Date.now();
+
+  const pull = pullImage(client, remote, {
+    credentials: (_request, signal) => {
+      callbackSignal = signal;
+      setTimeout(() => controller.abort(new Error("test abort")), 200);
+      return new Promise(() => {});
+    },
+    signal: controller.signal,
+  });
+
+  await assert.rejects(pull, (error: unknown) => {
+    assert.ok(error instanceof TransferError);
+    assert.equal(error.kind, "canceled");
+    return true;
+  });
+  assert.ok(Date.now() - started < 10_000, "the abort took over 10 s");
+  assert.equal(callbackSignal?.aborted, true);
+  // containerd is free for the next pull of the same image.
+  await pullImage(client, remote, {
+    name: `example.test/ctt-after-abort-${Date.now()}:1`,
+    credentials: () => ({ username: env.user, secret: env.password }),
+    signal: AbortSignal.timeout(failWithinMs),
+  }).then((summary) => removeImagesAfter(t, env, summary.name));
+});
+
 // Pushes the test image to a new repository of the authenticated registry
 // and returns its reference.
 async function pushAuthenticated(

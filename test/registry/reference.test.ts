@@ -109,3 +109,19 @@ test("canceled registry errors stay", () => {
 
   assert.equal(error, canceled);
 });
+
+test("aborted signal makes canceled error", () => {
+  const controller = new AbortController();
+  controller.abort(new Error("interrupted"));
+  const internal = new TransferError("interrupted", Code.Internal);
+
+  const error = registryError(
+    internal,
+    "pull",
+    "r.example.test/a:1",
+    controller.signal,
+  );
+
+  assert.equal(error.kind, "canceled");
+  assert.match(error.rawMessage, /interrupted/);
+});
