@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { TransferError } from "../../src/errors/index.js";
 import {
+  type ContainerdEnv,
   containerdEnv,
   copyIn,
   copyOut,
@@ -17,6 +18,27 @@ import {
   serveContainerd,
   uniqueId,
 } from "./harness.js";
+
+/**
+ * Removes a namespace, waiting up to 5 s for containerd's garbage
+ * collector to empty it.
+ */
+async function removeNamespace(
+  env: ContainerdEnv,
+  namespace: string,
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await ctr(env, "default", "namespaces", "rm", namespace);
+      return;
+    } catch (error) {
+      if (attempt === 25) {
+        throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
 
 test("missing container: not found with id and namespace", async (t) => {
   const env = await containerdEnv(t);
@@ -60,11 +82,6 @@ test("namespace: container of another namespace copied", async (t) => {
   const id = uniqueId("other");
   const dir = await mkdtemp(join(tmpdir(), "ctt-image-"));
   t.after(() => rm(dir, { recursive: true, force: true }));
-  // After the container's own clean-up (t.after runs in reverse order).
-  t.after(async () => {
-    await ctr(env, namespace, "images", "rm", env.image).catch(() => {});
-    await ctr(env, "default", "namespaces", "rm", namespace).catch(() => {});
-  });
   await ctr(
     env,
     "default",
@@ -75,6 +92,12 @@ test("namespace: container of another namespace copied", async (t) => {
   );
   await ctr(env, namespace, "images", "import", join(dir, "image.tar"));
   await runContainer(t, env, id, { namespace, noTask: true });
+  // t.after hooks run in the order they were added: this one after the
+  // container's removal.
+  t.after(async () => {
+    await ctr(env, namespace, "images", "rm", "--sync", env.image);
+    await removeNamespace(env, namespace);
+  });
   const inNamespace = served.clientIn(namespace);
 
   await copyIn(inNamespace, id, "/", [{ name: "where.txt", body: namespace }]);
