@@ -1,6 +1,7 @@
 /** Reference normalization and the classification of registry errors. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { isLoopbackHost } from "../../src/cli/image-registry.js";
 import {
   normalizeReference,
   referenceHost,
@@ -124,4 +125,18 @@ test("aborted signal makes canceled error", () => {
 
   assert.equal(error.kind, "canceled");
   assert.match(error.rawMessage, /interrupted/);
+});
+
+test("loopback hosts are recognized", () => {
+  for (const host of [
+    "localhost",
+    "127.0.0.1:5000",
+    "127.9.9.9",
+    "[::1]:5000",
+  ]) {
+    assert.equal(isLoopbackHost(host), true, host);
+  }
+  for (const host of ["registry.example.test", "192.0.2.1:5000", "[::2]:80"]) {
+    assert.equal(isLoopbackHost(host), false, host);
+  }
 });
