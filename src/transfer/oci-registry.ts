@@ -139,17 +139,18 @@ export class OCIRegistry implements StreamingTransferObject {
         const stream = await creator.create("creds", { signal });
         this.#streams.push(stream);
         authStream = stream.id;
-        pumps.push(
-          answerAuthRequests(
-            stream,
-            {
-              credentials: this.#options.credentials,
-              timeoutMs: this.#options.credentialsTimeoutMs,
-              onWarning: (warning) => this.#warn(warning),
-            },
-            signal,
-          ),
+        const responder = answerAuthRequests(
+          stream,
+          {
+            credentials: this.#options.credentials,
+            timeoutMs: this.#options.credentialsTimeoutMs,
+            onWarning: (warning) => this.#warn(warning),
+          },
+          signal,
         );
+        // Handled here too: it may fail while the next stream is opened.
+        responder.catch(() => {});
+        pumps.push(responder);
       }
       if (this.#options.onHttpDebugLog) {
         const stream = await creator.create("http-debug-logs", { signal });
