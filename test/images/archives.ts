@@ -194,7 +194,8 @@ function tagOf(name: string): string {
   return colon > slash ? name.slice(colon + 1) : "latest";
 }
 
-function tarHeader(name: string, size: number): Buffer {
+/** Returns the ustar header of a regular file, mode 0644, owner 0:0, mtime 0. */
+export function tarHeader(name: string, size: number): Buffer {
   const block = Buffer.alloc(512);
   block.write(name, 0, 100, "utf8");
   octal(block, 100, 8, 0o644);
