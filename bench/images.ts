@@ -79,7 +79,7 @@ async function main(): Promise<void> {
   printRows(env, rows);
 }
 
-/** The three clients of one job, as command lines. */
+/** Returns the command lines of the three clients for one job. */
 function clients(env: ContainerdEnv, args: Record<string, string[]>) {
   const ctr = [env.ctr, "--address", env.address, "-n", env.namespace];
   return [
@@ -207,7 +207,7 @@ interface FileSpec {
 }
 
 /**
- * Writes an OCI archive whose one layer holds `files` of random bytes,
+ * Writes an OCI archive whose one layer contains `files` of random bytes,
  * streaming to disk so that large images need little memory.
  */
 async function buildArchive(
