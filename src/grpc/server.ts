@@ -1,0 +1,297 @@
+/**
+ * The gRPC server: connect-es service implementations served with the gRPC
+ * protocol only, over HTTP/2 without TLS on a unix socket.
+ */
+import * as http2 from "node:http2";
+import { debuglog } from "node:util";
+import type { DescService } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createConnectRouter,
+  createServiceImplSpec,
+  type Interceptor,
+  type ServiceImpl,
+  type ServiceImplSpec,
+} from "@connectrpc/connect";
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import {
+  universalRequestFromNodeRequest,
+  universalResponseToNodeResponse,
+} from "@connectrpc/connect-node";
+import { toConnectError } from "../errors/index.js";
+import { defaultMaxMessageBytes, sessionMemoryMegabytes } from "./limits.js";
+import { prepareSocketPath } from "./socket-path.js";
+
+const debug = debuglog("grpc");
+
+/**
+ * A service to host: a `ServiceImplSpec` (from {@link createServiceSpec} or
+ * connect-es's `createServiceImplSpec()`), or a descriptor with its
+ * implementation as `router.service()` takes them. Methods left out
+ * return Unimplemented. The tuple form does not type-check the
+ * implementation against the descriptor; {@link createServiceSpec} does.
+ */
+export type GrpcService =
+  | ServiceImplSpec
+  | readonly [service: DescService, implementation: object];
+
+/** Options of {@link createGrpcServer}. */
+export interface GrpcServerOptions {
+  services: readonly GrpcService[];
+  /**
+   * Largest message in bytes accepted or sent. Default 16 MiB, which is
+   * containerd's default in both directions.
+   */
+  maxMessageBytes?: number;
+  /**
+   * Time in milliseconds that {@link GrpcServer.close} lets open calls
+   * finish before it aborts their handlers' signals. Default 1000.
+   */
+  closeGraceMs?: number;
+  /** connect-es interceptors applied to every call. */
+  interceptors?: Interceptor[];
+}
+
+export interface GrpcServer {
+  /**
+   * Starts listening on a unix socket. A stale socket file that no
+   * process accepts on is replaced; a live one is an AlreadyExists error.
+   */
+  listen(path: string): Promise<void>;
+  /**
+   * Stops accepting connections and sends GOAWAY, so clients start no new
+   * call. Open calls get `closeGraceMs` to finish. Then the handlers'
+   * signals abort with Unavailable, and 100 ms later the connections are
+   * destroyed, which fails calls whose handler ignored the signal.
+   * Resolves when every connection is closed and the socket file removed.
+   * Idempotent.
+   */
+  close(): Promise<void>;
+}
+
+const defaultCloseGraceMs = 1000;
+// Time between aborting the handlers and destroying the connections, so
+// handlers that honour the signal can still send their status.
+const abortToDestroyMs = 100;
+
+/**
+ * Pairs a service descriptor with its implementation, checking the
+ * implementation's methods against the descriptor.
+ */
+export function createServiceSpec<T extends DescService>(
+  service: T,
+  implementation: Partial<ServiceImpl<T>>,
+): ServiceImplSpec {
+  return createServiceImplSpec<T>(service, implementation);
+}
+
+/** Creates a gRPC server for the given services; see {@link GrpcServer}. */
+export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
+  const shutdown = new AbortController();
+  const maxMessageBytes = options.maxMessageBytes ?? defaultMaxMessageBytes;
+  const router = createConnectRouter({
+    grpc: true,
+    grpcWeb: false,
+    connect: false,
+    acceptCompression: [],
+    readMaxBytes: maxMessageBytes,
+    writeMaxBytes: maxMessageBytes,
+    shutdownSignal: shutdown.signal,
+    interceptors: [statusFromErrors, ...(options.interceptors ?? [])],
+  });
+  for (const service of options.services) {
+    addService(router, service);
+  }
+
+  const handlers = new Map<string, UniversalHandler>();
+  for (const handler of router.handlers) {
+    handlers.set(handler.requestPath, handler);
+  }
+
+  const server = http2.createServer(
+    { maxSessionMemory: sessionMemoryMegabytes(maxMessageBytes) },
+    (request, response) => serveRequest(handlers, request, response),
+  );
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (session) => {
+    sessions.add(session);
+    session.on("close", () => sessions.delete(session));
+    // An unhandled session error would crash the process; the calls on
+    // that session already fail on their own.
+    session.on("error", (error) => debug("session error: %s", error));
+  });
+
+  let listening: string | undefined;
+  let closing: Promise<void> | undefined;
+
+  return {
+    async listen(path) {
+      if (listening !== undefined || closing !== undefined) {
+        throw new ConnectError(
+          `gRPC server cannot listen on ${path}: it is already ` +
+            (closing ? "closed" : `listening on ${listening}`),
+          Code.FailedPrecondition,
+        );
+      }
+      await prepareSocketPath(path);
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(path, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      });
+      listening = path;
+      debug("listening on %s", path);
+    },
+
+    close() {
+      closing ??= closeServer(
+        server,
+        sessions,
+        shutdown,
+        options.closeGraceMs ?? defaultCloseGraceMs,
+      );
+      return closing;
+    },
+  };
+}
+
+/**
+ * Sends the code and message of whatever a handler throws. connect-es
+ * sends any error that is not a ConnectError as Internal "internal error",
+ * which would lose a TransferError's code and a Node.js error's text.
+ * `toConnectError` keeps both. Other errors become Unknown with their
+ * text, as in grpc-go.
+ */
+const statusFromErrors: Interceptor = (next) => async (request) => {
+  try {
+    const response = await next(request);
+    if (!response.stream) {
+      return response;
+    }
+    return { ...response, message: convertErrors(response.message) };
+  } catch (error) {
+    throw toConnectError(error);
+  }
+};
+
+async function* convertErrors<T>(messages: AsyncIterable<T>) {
+  try {
+    yield* messages;
+  } catch (error) {
+    throw toConnectError(error);
+  }
+}
+
+function addService(
+  router: ReturnType<typeof createConnectRouter>,
+  service: GrpcService,
+): void {
+  if ("service" in service) {
+    for (const spec of Object.values(service.methods)) {
+      router.rpc(spec.method, spec.impl);
+    }
+    return;
+  }
+  const [descriptor, implementation] = service;
+  router.service(
+    descriptor,
+    implementation as Partial<ServiceImpl<typeof descriptor>>,
+  );
+}
+
+function serveRequest(
+  handlers: Map<string, UniversalHandler>,
+  request: http2.Http2ServerRequest,
+  response: http2.Http2ServerResponse,
+): void {
+  const path = request.url.split("?", 1)[0] ?? "";
+  const handler = handlers.get(path);
+  if (!handler) {
+    // grpc-go responds the same way: HTTP 200 with the status in the headers.
+    response.writeHead(200, {
+      "content-type": "application/grpc",
+      "grpc-status": String(Code.Unimplemented),
+      "grpc-message": encodeURIComponent(`unknown method ${path}`),
+    });
+    response.end();
+    return;
+  }
+
+  const universalRequest = universalRequestFromNodeRequest(
+    request,
+    response,
+    undefined,
+    undefined,
+  );
+  universalRequest.body = readBody(
+    universalRequest.body as AsyncIterable<Uint8Array>,
+    universalRequest.signal,
+  );
+  handler(universalRequest)
+    .then((universalResponse) =>
+      universalResponseToNodeResponse(universalResponse, response),
+    )
+    .catch((error: unknown) => {
+      // The client went away or the connection was destroyed while the
+      // response was written; the error can only be logged.
+      debug("%s: response not delivered: %s", path, error);
+    });
+}
+
+/**
+ * Reads a request body and reports a stream that the client reset as the
+ * reason connect-node gives it, such as Canceled for RST_STREAM CANCEL,
+ * instead of Node.js's "Premature close".
+ */
+async function* readBody(
+  body: AsyncIterable<Uint8Array>,
+  signal: AbortSignal,
+): AsyncIterable<Uint8Array> {
+  try {
+    yield* body;
+  } catch (error) {
+    if (signal.aborted && signal.reason instanceof ConnectError) {
+      throw signal.reason;
+    }
+    throw error;
+  }
+}
+
+async function closeServer(
+  server: http2.Http2Server,
+  sessions: Set<http2.ServerHttp2Session>,
+  shutdown: AbortController,
+  graceMs: number,
+): Promise<void> {
+  const closed = new Promise<void>((resolve) => {
+    if (!server.listening) {
+      resolve();
+      return;
+    }
+    server.close(() => resolve());
+  });
+  for (const session of sessions) {
+    session.close();
+  }
+
+  let destroyTimer: NodeJS.Timeout | undefined;
+  const graceTimer = setTimeout(() => {
+    debug("aborting %d connection(s) after %d ms", sessions.size, graceMs);
+    shutdown.abort(
+      new ConnectError("server is shutting down", Code.Unavailable),
+    );
+    destroyTimer = setTimeout(() => {
+      for (const session of sessions) {
+        session.destroy();
+      }
+    }, abortToDestroyMs);
+  }, graceMs);
+
+  await closed;
+  clearTimeout(graceTimer);
+  clearTimeout(destroyTimer);
+  debug("closed");
+}

@@ -1,0 +1,126 @@
+/**
+ * An HTTP/2 session manager that connects to a unix socket. It extends
+ * connect-node's `Http2SessionManager`, which keeps one connection, pings
+ * it and reconnects after a GOAWAY, and adds what a local daemon socket
+ * needs: a connect timeout, connection errors that name the socket path
+ * and come out as Unavailable, a closed state that rejects new calls, and
+ * prompt failure of calls whose connection drops.
+ */
+import type * as http2 from "node:http2";
+import * as net from "node:net";
+import { debuglog } from "node:util";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  Http2SessionManager,
+  type Http2SessionOptions,
+} from "@connectrpc/connect-node";
+import { watchStream } from "./stream-watch.js";
+
+const debug = debuglog("grpc");
+
+/** Authority of every request; gRPC servers on unix sockets ignore it. */
+export const unixAuthority = "http://localhost";
+
+export class UnixSessionManager extends Http2SessionManager {
+  readonly path: string;
+  #closedReason: ConnectError | undefined;
+
+  /**
+   * `maxSessionMemoryMegabytes` is Node.js's `maxSessionMemory`: past it,
+   * Node.js rejects incoming response headers with ENHANCE_YOUR_CALM, so
+   * it must exceed the bytes that messages being written can queue.
+   */
+  constructor(
+    path: string,
+    connectTimeoutMs: number,
+    maxSessionMemoryMegabytes: number,
+    pingOptions: Http2SessionOptions,
+  ) {
+    super(unixAuthority, pingOptions, {
+      createConnection: () => connectSocket(path, connectTimeoutMs),
+      maxSessionMemory: maxSessionMemoryMegabytes,
+    });
+    this.path = path;
+  }
+
+  /** Whether {@link close} was called. */
+  get closed(): boolean {
+    return this.#closedReason !== undefined;
+  }
+
+  /**
+   * Opens a stream for one call. Rejects at once after {@link close}, and
+   * rejects with Unavailable, naming the socket, when the connection
+   * cannot be made.
+   */
+  override async request(
+    method: string,
+    path: string,
+    headers: http2.OutgoingHttpHeaders,
+    options: Omit<http2.ClientSessionRequestOptions, "signal">,
+  ): Promise<http2.ClientHttp2Stream> {
+    if (this.#closedReason) {
+      throw this.#closedReason;
+    }
+
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = await super.request(method, path, headers, options);
+    } catch (cause) {
+      throw this.#closedReason ?? connectFailure(this.path, cause);
+    }
+
+    watchStream(stream, `${path} on ${this.path}`, () => this.#closedReason);
+    return stream;
+  }
+
+  /**
+   * Ends the connection and every call on it with Unavailable, and makes
+   * later calls fail the same way. Idempotent.
+   */
+  close(): void {
+    if (this.#closedReason) {
+      return;
+    }
+    this.#closedReason = new ConnectError(
+      `gRPC transport to ${this.path} is closed`,
+      Code.Unavailable,
+    );
+    this.abort(this.#closedReason);
+    debug("closed transport to %s", this.path);
+  }
+}
+
+/**
+ * Connects to a unix socket and destroys the socket with ETIMEDOUT when it
+ * is not connected within `timeoutMs`.
+ */
+function connectSocket(path: string, timeoutMs: number): net.Socket {
+  const socket = net.connect(path);
+  const timer = setTimeout(() => {
+    const error: NodeJS.ErrnoException = new Error(
+      `timed out after ${timeoutMs} ms connecting to ${path}`,
+    );
+    error.code = "ETIMEDOUT";
+    socket.destroy(error);
+  }, timeoutMs);
+  timer.unref();
+
+  const clear = () => clearTimeout(timer);
+  socket.once("connect", clear);
+  socket.once("close", clear);
+  return socket;
+}
+
+function connectFailure(path: string, cause: unknown): ConnectError {
+  const detail = cause instanceof Error ? cause.message : String(cause);
+  debug("failed to connect to %s: %s", path, detail);
+  return new ConnectError(
+    `failed to connect to ${path}: ${detail}: check that the daemon is ` +
+      "running and the socket path is right",
+    Code.Unavailable,
+    undefined,
+    undefined,
+    cause,
+  );
+}
