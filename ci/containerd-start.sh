@@ -167,8 +167,8 @@ done
 server_version=$("${CTR[@]}" version 2>/dev/null |
   awk '/^Server:/ { s = 1 } s && /Version:/ { print $2; exit }') ||
   true
-[ -n "$server_version" ] || die "containerd does not answer on $SOCKET after 30 s: see $WORKDIR/containerd.log"
-log "containerd $server_version answers on $SOCKET"
+[ -n "$server_version" ] || die "containerd did not respond on $SOCKET within 30 s: see $WORKDIR/containerd.log"
+log "containerd $server_version responds on $SOCKET"
 
 # 3. Registries.
 # start_registry NAME PORT TLS(0|1) [USER:PASS]
@@ -179,6 +179,7 @@ start_registry() {
     return 0
   fi
   ! port_open "$port" || die "127.0.0.1:$port is in use: set CTD_REG_*PORT"
+
   mkdir -p "$dir/data"
   {
     printf 'version: 0.1\nlog:\n  level: info\n'
@@ -193,9 +194,10 @@ start_registry() {
       printf 'auth:\n  htpasswd:\n    realm: test\n    path: %s/htpasswd\n' "$dir"
     fi
   } >"$dir/config.yml"
+
   if [ -n "$auth" ]; then
-    # The registry accepts only bcrypt entries; perl's crypt() uses
-    # libcrypt, which makes them from a "$2y$" salt.
+    # The registry accepts only bcrypt entries. perl's crypt() calls
+    # libcrypt, which makes one from a "$2y$" salt.
     perl -e '
       my @chars = ("a".."z", "A".."Z", 0..9, ".", "/");
       my $salt = join "", map { $chars[rand @chars] } 1..22;
@@ -204,8 +206,10 @@ start_registry() {
     ' "$auth" >"$dir/htpasswd"
     grep -q ':\$2y\$10\$' "$dir/htpasswd" || die "bcrypt hashing with perl crypt() failed"
   fi
+
   launch "$WORKDIR/registry-$name.pid" "$WORKDIR/registry-$name.log" \
     env -i PATH=/usr/bin:/bin HOME=/ "$BIN/docker-registry" serve "$dir/config.yml"
+
   for _ in $(seq 50); do
     port_open "$port" && break
     running "$WORKDIR/registry-$name.pid" || die "registry $name exited: see $WORKDIR/registry-$name.log"
