@@ -2,6 +2,7 @@
  * A transfer endpoint: the Transfer and Streaming services, served over
  * ttrpc, gRPC or both, with pluggable transferrers.
  */
+import type { Stats } from "node:fs";
 import {
   chmod,
   chown,
@@ -14,7 +15,7 @@ import {
 import { connect } from "node:net";
 import { dirname, join } from "node:path";
 import { createServiceImplSpec } from "@connectrpc/connect";
-import { Code, TransferError } from "../errors/index.js";
+import { Code, codeOfNodeError, TransferError } from "../errors/index.js";
 import { Streaming } from "../gen/containerd/services/streaming/v1/streaming_pb.js";
 import { Transfer } from "../gen/containerd/services/transfer/v1/transfer_pb.js";
 import { createGrpcServer } from "../grpc/index.js";
@@ -146,29 +147,36 @@ async function listenOnSocket(
   gid: number | undefined,
 ): Promise<Listener> {
   await removeStaleSocket(path);
-  const staging = await mkdtemp(join(dirname(path), ".ct"));
-  const stagedPath = join(staging, "s");
+  let staging: string | undefined;
+  let linked: Stats;
   try {
+    staging = await mkdtemp(join(dirname(path), ".ct"));
+    const stagedPath = join(staging, "s");
     await server.listen(stagedPath);
     await chmod(stagedPath, gid === undefined ? 0o600 : 0o660);
     if (gid !== undefined) {
       await chown(stagedPath, -1, gid);
     }
     await link(stagedPath, path).catch((error: NodeJS.ErrnoException) => {
-      if (error.code === "EEXIST") {
-        throw socketInUse(path);
-      }
-      throw error;
+      throw error.code === "EEXIST" ? socketInUse(path) : error;
     });
+    linked = await lstat(stagedPath);
   } catch (error) {
     await server.close();
-    throw error;
+    throw error instanceof TransferError
+      ? error
+      : new TransferError(
+          `cannot listen on ${path}: ${(error as Error).message}`,
+          codeOfNodeError(error) ?? Code.Unknown,
+          error,
+        );
   } finally {
-    await unlink(stagedPath).catch(() => {});
-    await rmdir(staging).catch(() => {});
+    if (staging !== undefined) {
+      await unlink(join(staging, "s")).catch(() => {});
+      await rmdir(staging).catch(() => {});
+    }
   }
 
-  const linked = await lstat(path);
   return {
     async close() {
       await server.close();
