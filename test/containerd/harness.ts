@@ -1,13 +1,11 @@
 /**
  * Set-up for tests against a real containerd 1.7 with runc, started by
- * ci/containerd-start.sh: its peers.env file is named by
- * CONTAINERD_TEST_ENV. Without it a test is skipped, except under CI,
- * where it fails.
+ * ci/containerd-start.sh and found by test/helpers/containerd.ts. Without
+ * it a test is skipped, except under CI, where it fails.
  *
  * Each helper that creates something (a server, a container, a task, a
  * namespace) removes it again when the test ends.
  */
-import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
@@ -29,6 +27,7 @@ import {
   ReadStream,
   WriteStream,
 } from "../../src/transfer/index.js";
+import { requireContainerd } from "../helpers/containerd.js";
 import { type RawEntry, rawTar } from "../helpers/raw-tar.js";
 
 const run = promisify(execFile);
@@ -45,40 +44,20 @@ export interface ContainerdEnv {
 }
 
 /**
- * Reads CONTAINERD_TEST_ENV. Returns undefined after marking the test
- * skipped when it is not set, and throws under CI.
+ * Finds the CI containerd with requireContainerd: returns undefined after
+ * marking the test skipped when there is none, and throws under CI.
  */
-export async function containerdEnv(
-  t: TestContext,
-): Promise<ContainerdEnv | undefined> {
-  const file = process.env.CONTAINERD_TEST_ENV;
-  if (!file) {
-    if (process.env.CI) {
-      throw new Error(
-        "CONTAINERD_TEST_ENV is not set: .ci/run starts containerd and sets it",
-      );
-    }
-    t.skip("no containerd: set CONTAINERD_TEST_ENV to a peers.env file");
+export function containerdEnv(t: TestContext): ContainerdEnv | undefined {
+  const env = requireContainerd(t);
+  if (env === undefined) {
     return undefined;
   }
-  const values = new Map<string, string>();
-  for (const line of (await readFile(file, "utf8")).split("\n")) {
-    const equals = line.indexOf("=");
-    if (equals > 0) {
-      values.set(line.slice(0, equals), line.slice(equals + 1));
-    }
-  }
-  const value = (key: string) => {
-    const found = values.get(key);
-    assert.ok(found, `${file} has no ${key}`);
-    return found;
-  };
   return {
-    address: value("CONTAINERD_ADDRESS"),
-    ctr: value("CTR"),
-    runc: value("RUNC"),
-    image: value("TEST_IMAGE"),
-    workdir: dirname(file),
+    address: env.address,
+    ctr: env.ctr,
+    runc: env.runc,
+    image: env.image,
+    workdir: dirname(env.file),
   };
 }
 

@@ -41,7 +41,7 @@ async function removeNamespace(
 }
 
 test("missing container: not found with id and namespace", async (t) => {
-  const env = await containerdEnv(t);
+  const env = containerdEnv(t);
   if (!env) return;
   const { client } = await serveContainerd(t, env);
 
@@ -56,7 +56,7 @@ test("missing container: not found with id and namespace", async (t) => {
 });
 
 test("namespace: c1 not found in another namespace", async (t) => {
-  const env = await containerdEnv(t);
+  const env = containerdEnv(t);
   if (!env) return;
   const served = await serveContainerd(t, env);
   const other = served.clientIn(uniqueId("ns"));
@@ -75,7 +75,7 @@ test("namespace: c1 not found in another namespace", async (t) => {
 });
 
 test("namespace: container of another namespace copied", async (t) => {
-  const env = await containerdEnv(t);
+  const env = containerdEnv(t);
   if (!env) return;
   const served = await serveContainerd(t, env);
   const namespace = uniqueId("ns");

@@ -38,7 +38,7 @@ async function scratchInC1(
 }
 
 test("running task: file and folder copied in", async (t) => {
-  const env = await containerdEnv(t);
+  const env = containerdEnv(t);
   if (!env) return;
   const { client } = await serveContainerd(t, env);
   const dir = await scratchInC1(t, env);
@@ -64,7 +64,7 @@ test("running task: file and folder copied in", async (t) => {
 });
 
 test("running task: file written inside copied out", async (t) => {
-  const env = await containerdEnv(t);
+  const env = containerdEnv(t);
   if (!env) return;
   const { client } = await serveContainerd(t, env);
   const dir = await scratchInC1(t, env);
@@ -77,7 +77,7 @@ test("running task: file written inside copied out", async (t) => {
 });
 
 test("running task: absolute symlink destination stays inside", async (t) => {
-  const env = await containerdEnv(t);
+  const env = containerdEnv(t);
   if (!env) return;
   const { client } = await serveContainerd(t, env);
   const dir = await scratchInC1(t, env);
@@ -98,7 +98,7 @@ test("running task: absolute symlink destination stays inside", async (t) => {
 });
 
 test("running task: tmpfs mount copied into and out of", async (t) => {
-  const env = await containerdEnv(t);
+  const env = containerdEnv(t);
   if (!env) return;
   const { client } = await serveContainerd(t, env);
   const id = uniqueId("tmpfs");
@@ -124,7 +124,7 @@ test("running task: tmpfs mount copied into and out of", async (t) => {
 });
 
 test("running task: read-only mount rejects copy in", async (t) => {
-  const env = await containerdEnv(t);
+  const env = containerdEnv(t);
   if (!env) return;
   const { client } = await serveContainerd(t, env);
   const hostDir = await mkdtemp(join(tmpdir(), "ctt-ro-"));
@@ -149,7 +149,7 @@ test("running task: read-only mount rejects copy in", async (t) => {
 });
 
 test("running task: read-only rootfs rejects copy in", async (t) => {
-  const env = await containerdEnv(t);
+  const env = containerdEnv(t);
   if (!env) return;
   const { client } = await serveContainerd(t, env);
   const id = uniqueId("rorootfs");

@@ -209,7 +209,7 @@ test("serve command: root and containerd exclusive", async (t) => {
 });
 
 test("serve command: containerd mode end to end", async (t) => {
-  const env = await containerdEnv(t);
+  const env = containerdEnv(t);
   if (!env) return;
   const dir = await tempDir(t);
   const ttrpc = join(dir, "t.sock");

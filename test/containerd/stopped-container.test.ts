@@ -62,7 +62,7 @@ async function assertUnmounted(served: Served): Promise<void> {
 }
 
 test("created container: copied into and out of", async (t) => {
-  const env = await containerdEnv(t);
+  const env = containerdEnv(t);
   if (!env) return;
   const served = await serveContainerd(t, env);
   const id = uniqueId("created");
@@ -86,7 +86,7 @@ test("created container: copied into and out of", async (t) => {
 });
 
 test("stopped task: copied out, in, and again after delete", async (t) => {
-  const env = await containerdEnv(t);
+  const env = containerdEnv(t);
   if (!env) return;
   const served = await serveContainerd(t, env);
   const id = uniqueId("stopped");
@@ -111,7 +111,7 @@ test("stopped task: copied out, in, and again after delete", async (t) => {
 
 for (const state of ["created", "stopped"] as const) {
   test(`${state} container: read-only rootfs rejects copy in`, async (t) => {
-    const env = await containerdEnv(t);
+    const env = containerdEnv(t);
     if (!env) return;
     const served = await serveContainerd(t, env);
     const id = uniqueId(`ro-${state}`);
@@ -139,7 +139,7 @@ for (const state of ["created", "stopped"] as const) {
 }
 
 test("created container: canceled copy unmounts", async (t) => {
-  const env = await containerdEnv(t);
+  const env = containerdEnv(t);
   if (!env) return;
   const served = await serveContainerd(t, env);
   const id = uniqueId("cancel");
@@ -172,7 +172,7 @@ test("created container: canceled copy unmounts", async (t) => {
 });
 
 test("created container: concurrent copies share a mount", async (t) => {
-  const env = await containerdEnv(t);
+  const env = containerdEnv(t);
   if (!env) return;
   const served = await serveContainerd(t, env);
   const id = uniqueId("shared");
