@@ -230,6 +230,8 @@ function serveRequest(
     universalRequest.body as AsyncIterable<Uint8Array>,
     universalRequest.signal,
   );
+  failPendingWrite(response, universalRequest.signal);
+
   handler(universalRequest)
     .then((universalResponse) =>
       universalResponseToNodeResponse(universalResponse, response),
@@ -239,6 +241,31 @@ function serveRequest(
       // response was written; the error can only be logged.
       debug("%s: response not delivered: %s", path, error);
     });
+}
+
+/**
+ * Fails a response write that waits for "drain" when the stream closes.
+ * A response stream that the client resets while its flow-control window
+ * is full emits only "close" (Node.js 20.20): no "drain", no "error" and
+ * no write callback. connect-node's response writer waits for one of
+ * those, so without this the handler never resumes and its `finally`
+ * blocks never run. connect-node listens for "error" only while a write is
+ * pending, and so is the only listener this can reach.
+ */
+function failPendingWrite(
+  response: http2.Http2ServerResponse,
+  signal: AbortSignal,
+): void {
+  response.once("close", () => {
+    if (response.writableFinished || response.listenerCount("error") === 0) {
+      return;
+    }
+    const reason =
+      signal.reason instanceof ConnectError
+        ? signal.reason
+        : new ConnectError("client closed the stream", Code.Canceled);
+    response.emit("error", reason);
+  });
 }
 
 /**

@@ -4,7 +4,14 @@ import type { Any } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { Streaming } from "../../src/gen/containerd/services/streaming/v1/streaming_pb.js";
 import { createServiceSpec } from "../../src/grpc/index.js";
-import { anyText, deferred, rejection, startPair, textAny } from "./harness.js";
+import {
+  anyText,
+  deferred,
+  rejection,
+  sleep,
+  startPair,
+  textAny,
+} from "./harness.js";
 
 async function* texts(...values: string[]): AsyncIterable<Any> {
   for (const value of values) {
@@ -211,4 +218,44 @@ test("bidi large messages arrive whole", async (t) => {
     assert.equal(echoed[index]!.length, payload.length, `size ${sizes[index]}`);
     assert.deepEqual(echoed[index], payload, `size ${sizes[index]}`);
   }
+});
+
+test("bidi abort under backpressure ends handler", async (t) => {
+  const handlerFinished = deferred();
+  const { transport } = await startPair(t, {
+    services: [
+      createServiceSpec(Streaming, {
+        async *stream() {
+          try {
+            // Far more than the HTTP/2 window, so writes wait for drain.
+            const value = new Uint8Array(1 << 20);
+            for (;;) {
+              yield { ...textAny(""), value };
+            }
+          } finally {
+            handlerFinished.resolve();
+          }
+        },
+      }),
+    ],
+  });
+  const client = createClient(Streaming, transport);
+  const controller = new AbortController();
+
+  async function* waitForever(): AsyncIterable<Any> {
+    await new Promise(() => {});
+  }
+  const responses = client.stream(waitForever(), {
+    signal: controller.signal,
+  });
+  const iterator = responses[Symbol.asyncIterator]();
+  await iterator.next();
+  await sleep(100);
+  controller.abort();
+  const finished = await Promise.race([
+    handlerFinished.promise.then(() => true),
+    sleep(2000).then(() => false),
+  ]);
+
+  assert.ok(finished, "handler still suspended 2 s after the client reset");
 });
