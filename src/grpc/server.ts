@@ -113,6 +113,9 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     { maxSessionMemory: sessionMemoryMegabytes(maxMessageBytes) },
     (request, response) => serveRequest(handlers, request, response),
   );
+  // A server error with no listener, such as EMFILE on accept after
+  // listen() succeeded, would crash the process, so it is logged.
+  server.on("error", (error) => debug("server error: %s", error));
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session) => {
     sessions.add(session);
