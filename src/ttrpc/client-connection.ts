@@ -1,0 +1,196 @@
+/**
+ * One client socket: stream id allocation, the table of open calls, and
+ * frame routing to them. A dropped connection fails every open call at
+ * once with Unavailable.
+ */
+import * as net from "node:net";
+import { debuglog } from "node:util";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  describeFrame,
+  type FrameHeader,
+  MessageType,
+  streamIdMax,
+} from "./frame.js";
+import { FrameDecoder, type FrameSink } from "./frame-decoder.js";
+import { FrameWriter } from "./frame-writer.js";
+import type { ConnectionLimits } from "./limits.js";
+import { ReadGate } from "./read-gate.js";
+
+const debug = debuglog("ttrpc");
+
+/** The receiving end of one call on a client connection. */
+export interface CallHandler {
+  /** A frame with this call's stream id arrived. */
+  onFrame(header: FrameHeader, data: Buffer): void;
+  /** A frame with this call's stream id was over the limit and dropped. */
+  onOversized(header: FrameHeader): void;
+  /** The connection closed; the call must fail with `error`. */
+  onClose(error: ConnectError): void;
+}
+
+export class ClientConnection implements FrameSink {
+  readonly path: string;
+  readonly limits: ConnectionLimits;
+  readonly writer: FrameWriter;
+  readonly gate: ReadGate;
+  /** Called once when the connection has closed. */
+  onClosed: (() => void) | undefined;
+  readonly #socket: net.Socket;
+  readonly #decoder: FrameDecoder;
+  readonly #calls = new Map<number, CallHandler>();
+  readonly #closed: Promise<void>;
+  #nextStreamId = 1;
+  #error: ConnectError | undefined;
+  #retiring = false;
+
+  /**
+   * Connects to the unix socket at `path`. Rejects with Unavailable when
+   * the socket cannot be reached within `connectTimeoutMs`.
+   */
+  static open(
+    path: string,
+    limits: ConnectionLimits,
+    connectTimeoutMs: number,
+  ): Promise<ClientConnection> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ path });
+      const fail = (error: Error) => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(
+          new ConnectError(
+            `failed to connect to ttrpc socket ${path}: ${error.message}`,
+            Code.Unavailable,
+            undefined,
+            undefined,
+            error,
+          ),
+        );
+      };
+      const timer = setTimeout(
+        () => fail(new Error(`timed out after ${connectTimeoutMs} ms`)),
+        connectTimeoutMs,
+      );
+      socket.once("error", fail);
+      socket.once("connect", () => {
+        clearTimeout(timer);
+        socket.off("error", fail);
+        resolve(new ClientConnection(path, socket, limits));
+      });
+    });
+  }
+
+  private constructor(
+    path: string,
+    socket: net.Socket,
+    limits: ConnectionLimits,
+  ) {
+    this.path = path;
+    this.limits = limits;
+    this.#socket = socket;
+    this.#decoder = new FrameDecoder(limits.maxMessageBytes, this);
+    this.writer = new FrameWriter(socket);
+    this.gate = new ReadGate(socket, this.#decoder);
+
+    let cause: Error | undefined;
+    socket.on("error", (error) => {
+      cause = error;
+    });
+    this.#closed = new Promise((resolve) => {
+      socket.once("close", () => {
+        this.#onSocketClose(cause);
+        resolve();
+      });
+    });
+    debug("connected to %s", path);
+  }
+
+  /** Whether the connection is closed or no longer takes new calls. */
+  get usable(): boolean {
+    return this.#error === undefined && !this.#retiring;
+  }
+
+  /**
+   * Registers `call` under the next stream id and writes its Request frame
+   * in the same step, so that ids go out strictly increasing. Returns the
+   * id. Throws Unavailable if the connection is closed.
+   */
+  open(call: CallHandler, flags: number, request: Uint8Array): number {
+    if (this.#error) {
+      throw this.#error;
+    }
+    const streamId = this.#nextStreamId;
+    this.#nextStreamId += 2;
+    if (this.#nextStreamId > streamIdMax) {
+      // Calls already open finish; the transport opens a new connection.
+      this.#retiring = true;
+    }
+    this.#calls.set(streamId, call);
+    this.writer.write(streamId, MessageType.Request, flags, request);
+    return streamId;
+  }
+
+  /**
+   * Stops routing frames to the call with this id; later frames for it
+   * are dropped.
+   */
+  forget(streamId: number): void {
+    this.#calls.delete(streamId);
+    if (this.#retiring && this.#calls.size === 0) {
+      this.close(
+        new ConnectError("ttrpc stream ids used up", Code.Unavailable),
+      );
+    }
+  }
+
+  /**
+   * Destroys the socket and fails every open call with `error`. Resolves
+   * when the socket is closed. Idempotent.
+   */
+  close(error: ConnectError): Promise<void> {
+    this.#error ??= error;
+    this.#socket.destroy();
+    return this.#closed;
+  }
+
+  onFrame(header: FrameHeader, data: Buffer): void {
+    const call = this.#calls.get(header.streamId);
+    if (!call) {
+      debug(
+        "%s: dropped %s for no open call",
+        this.path,
+        describeFrame(header),
+      );
+      return;
+    }
+    call.onFrame(header, data);
+  }
+
+  onOversized(header: FrameHeader): void {
+    debug("%s: discarded oversized %s", this.path, describeFrame(header));
+    this.#calls.get(header.streamId)?.onOversized(header);
+  }
+
+  #onSocketClose(cause: Error | undefined): void {
+    this.gate.dispose();
+    const midFrame = this.#decoder.midFrame ? " in the middle of a frame" : "";
+    this.#error ??= new ConnectError(
+      cause
+        ? `ttrpc connection to ${this.path} failed: ${cause.message}`
+        : `ttrpc connection to ${this.path} closed by the server${midFrame}`,
+      Code.Unavailable,
+      undefined,
+      undefined,
+      cause,
+    );
+    debug("%s: closed: %s", this.path, this.#error.rawMessage);
+
+    const calls = [...this.#calls.values()];
+    this.#calls.clear();
+    for (const call of calls) {
+      call.onClose(this.#error);
+    }
+    this.onClosed?.();
+  }
+}
