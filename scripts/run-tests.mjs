@@ -21,7 +21,9 @@ function findTests(dir) {
 
 const filters = process.argv.slice(2);
 const files = findTests("dist/test")
-  .filter((file) => filters.length === 0 || filters.some((f) => file.includes(f)))
+  .filter(
+    (file) => filters.length === 0 || filters.some((f) => file.includes(f)),
+  )
   .sort();
 if (files.length === 0) {
   console.error(`run-tests: no test file matches ${filters.join(", ")}`);

@@ -10,6 +10,16 @@ export {
   TransferError,
 } from "./errors/index.js";
 export {
+  ContainerdRoots,
+  type ContainerdRootsOptions,
+  type ContainerRoots,
+  FolderRoots,
+  type Logger,
+  type Transferrer,
+  TransferServer,
+  type TransferServerOptions,
+} from "./server/index.js";
+export {
   type ByteSink,
   type ByteSource,
   createStreamCreator,
@@ -17,14 +27,4 @@ export {
   type StreamCreator,
 } from "./streaming/index.js";
 export * from "./transfer/index.js";
-export {
-  ContainerdRoots,
-  type ContainerdRootsOptions,
-  type ContainerRoots,
-  FolderRoots,
-  type Logger,
-  TransferServer,
-  type TransferServerOptions,
-  type Transferrer,
-} from "./server/index.js";
 export type { Protocol } from "./transport/index.js";

@@ -16,13 +16,14 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import { type Any, AnySchema, EmptySchema } from "@bufbuild/protobuf/wkt";
+import { Code, TransferError } from "../errors/index.js";
 import { StreamInitSchema } from "../gen/containerd/services/streaming/v1/streaming_pb.js";
 import { ContainerPathSchema } from "../gen/containerd/types/transfer/container_pb.js";
+import { ImageStoreSchema } from "../gen/containerd/types/transfer/imagestore_pb.js";
 import {
   ImageExportStreamSchema,
   ImageImportStreamSchema,
 } from "../gen/containerd/types/transfer/importexport_pb.js";
-import { ImageStoreSchema } from "../gen/containerd/types/transfer/imagestore_pb.js";
 import { ProgressSchema } from "../gen/containerd/types/transfer/progress_pb.js";
 import {
   AuthRequestSchema,
@@ -35,7 +36,6 @@ import {
   WindowUpdateSchema,
   WriteStreamSchema,
 } from "../gen/containerd/types/transfer/streaming_pb.js";
-import { Code, TransferError } from "../errors/index.js";
 
 export type { Any };
 

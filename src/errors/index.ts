@@ -1,3 +1,4 @@
+export { abortReason, throwIfAborted } from "./abort.js";
 export {
   Code,
   codeName,
@@ -7,4 +8,3 @@ export {
   TransferError,
   toConnectError,
 } from "./transfer-error.js";
-export { abortReason, throwIfAborted } from "./abort.js";

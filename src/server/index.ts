@@ -1,6 +1,6 @@
 export {
-  checkContainerId,
   type ContainerRoots,
+  checkContainerId,
   FolderRoots,
 } from "./container-roots.js";
 export {

@@ -27,9 +27,9 @@ import { createTtrpcServer } from "../ttrpc/index.js";
 import { type ContainerRoots, FolderRoots } from "./container-roots.js";
 import { debugLogger, type Logger } from "./logger.js";
 import { createTransferService } from "./transfer-service.js";
+import type { Transferrer } from "./transferrer.js";
 import { containerFsTransferrer } from "./transferrers/container-fs.js";
 import { echoTransferrer } from "./transferrers/echo.js";
-import type { Transferrer } from "./transferrer.js";
 
 export interface TransferServerOptions {
   /** Folder whose `<container id>/rootfs` folders are the containers. */

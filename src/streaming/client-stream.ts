@@ -1,8 +1,9 @@
 /**
  * The client end of a Streaming.Stream call, over any connect-es transport.
  */
-import { createClient } from "@connectrpc/connect";
+
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
+import { createClient } from "@connectrpc/connect";
 import { type Any, packAny, typeNameOf } from "../any/index.js";
 import {
   abortReason,

@@ -1,5 +1,6 @@
-export { sendBytes, type SendBytesOptions } from "./byte-sender.js";
-export { receiveBytes, type ReceiveBytesOptions } from "./byte-receiver.js";
+export { type ReceiveBytesOptions, receiveBytes } from "./byte-receiver.js";
+export { type SendBytesOptions, sendBytes } from "./byte-sender.js";
+export { type OpenStreamOptions, openStream } from "./client-stream.js";
 export {
   packData,
   packWindowUpdate,
@@ -12,7 +13,6 @@ export {
   readSource,
   whenAborted,
 } from "./io.js";
-export { openStream, type OpenStreamOptions } from "./client-stream.js";
 export { StreamRegistry, type StreamRegistryOptions } from "./registry.js";
 export type { Stream } from "./stream.js";
 export {

@@ -1,6 +1,6 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { type Any, packAny } from "../any/index.js";
 import { Code, TransferError } from "../errors/index.js";
-import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { PlatformSchema } from "../gen/containerd/types/platform_pb.js";
 import {
   ImageExportStreamSchema,

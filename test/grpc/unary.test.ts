@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { TransferError } from "../../src/errors/index.js";
-import { createServiceSpec } from "../../src/grpc/index.js";
 import { Transfer } from "../../src/gen/containerd/services/transfer/v1/transfer_pb.js";
+import { createServiceSpec } from "../../src/grpc/index.js";
 import { namespaceHeaderGrpc } from "../../src/transport/index.js";
 import { deferred, rejection, startPair } from "./harness.js";
 

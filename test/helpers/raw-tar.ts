@@ -55,5 +55,10 @@ function header(entry: RawEntry, size: number): Buffer {
 }
 
 function octal(block: Buffer, offset: number, length: number, value: number) {
-  block.write(value.toString(8).padStart(length - 1, "0"), offset, length - 1, "ascii");
+  block.write(
+    value.toString(8).padStart(length - 1, "0"),
+    offset,
+    length - 1,
+    "ascii",
+  );
 }

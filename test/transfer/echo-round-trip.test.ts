@@ -62,7 +62,10 @@ for (const protocol of protocols) {
       const { sink, bytes } = collectingSink(random);
 
       await client.transfer(
-        new ReadStream(randomChunks(payload, random), "application/octet-stream"),
+        new ReadStream(
+          randomChunks(payload, random),
+          "application/octet-stream",
+        ),
         new WriteStream(sink, "application/octet-stream"),
       );
 
@@ -75,10 +78,16 @@ for (const protocol of protocols) {
     const { client, server } = await startEndpoint(t, protocol);
     const random = seededRandom(42);
     for (let round = 0; round < 25; round++) {
-      const payload = patternBytes(Math.floor(random() ** 2 * 600 * kib), round);
+      const payload = patternBytes(
+        Math.floor(random() ** 2 * 600 * kib),
+        round,
+      );
       const { sink, bytes } = collectingSink(random);
       await client.transfer(
-        new ReadStream(randomChunks(payload, random), "application/octet-stream"),
+        new ReadStream(
+          randomChunks(payload, random),
+          "application/octet-stream",
+        ),
         new WriteStream(sink, "application/octet-stream"),
       );
       assert.ok(bytes().equals(payload), `round ${round} differs`);
@@ -93,7 +102,10 @@ for (const protocol of protocols) {
       const payload = patternBytes(100 * kib + i * 3333, i);
       const { sink, bytes } = collectingSink(random);
       await client.transfer(
-        new ReadStream(randomChunks(payload, random), "application/octet-stream"),
+        new ReadStream(
+          randomChunks(payload, random),
+          "application/octet-stream",
+        ),
         new WriteStream(sink, "application/octet-stream"),
       );
       assert.ok(bytes().equals(payload), `job ${i} differs`);

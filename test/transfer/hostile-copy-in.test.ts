@@ -27,7 +27,10 @@ async function snapshot(dir: string): Promise<string[]> {
 }
 
 const cases: { name: string; entries: RawEntry[] }[] = [
-  { name: "dot-dot name", entries: [{ name: "../../outside/escaped", body: "x" }] },
+  {
+    name: "dot-dot name",
+    entries: [{ name: "../../outside/escaped", body: "x" }],
+  },
   { name: "absolute name", entries: [{ name: "/outside-abs", body: "x" }] },
   {
     name: "symlink then through it",

@@ -6,7 +6,7 @@
 import { PassThrough } from "node:stream";
 import { extractArchive, packPath } from "../../archive/index.js";
 import { Code, TransferError } from "../../errors/index.js";
-import { receiveBytes, sendBytes, type Stream } from "../../streaming/index.js";
+import { receiveBytes, type Stream, sendBytes } from "../../streaming/index.js";
 import { tarMediaType } from "../../transfer/index.js";
 import type { ContainerRoots } from "../container-roots.js";
 import type { TransferEnd } from "../transfer-ends.js";
