@@ -3,7 +3,7 @@
  * ttrpc socket, or `containerd-transfer serve`.
  */
 import { createClient } from "@connectrpc/connect";
-import { Code, TransferError } from "../errors/index.js";
+import { abortReason, Code, TransferError } from "../errors/index.js";
 import { Transfer } from "../gen/containerd/services/transfer/v1/transfer_pb.js";
 import { createGrpcTransport } from "../grpc/index.js";
 import {
@@ -144,10 +144,15 @@ export class Client {
         await settleWithin(progressDone, options.progressGraceMs ?? 10_000);
       }
     } catch (error) {
-      const failure =
-        signal.aborted && controller.signal.reason !== undefined
-          ? TransferError.from(controller.signal.reason)
-          : TransferError.from(error);
+      // The caller's abort wins, then a pump failure that ended the call.
+      let failure: TransferError;
+      if (options.signal?.aborted) {
+        failure = abortReason(options.signal);
+      } else if (controller.signal.aborted) {
+        failure = TransferError.from(controller.signal.reason);
+      } else {
+        failure = TransferError.from(error);
+      }
       for (const end of ends) {
         end.abort(failure);
       }

@@ -6,7 +6,7 @@
  */
 import { Code, TransferError } from "../errors/index.js";
 import { packWindowUpdate, unpackData } from "./data.js";
-import { type ByteSink, whenAborted, writeSink } from "./io.js";
+import { type ByteSink, orAbort, writeSink } from "./io.js";
 import type { Stream } from "./stream.js";
 import { goWindowBytes, maxCredit } from "./window.js";
 
@@ -52,16 +52,13 @@ export async function receiveBytes(
     );
   }
   const writer = writeSink(sink, { end: options.endSink });
-  const aborted = whenAborted(options.signal);
+  const { signal } = options;
   let granted = 0;
   let received = 0;
 
   const grant = async () => {
     if (granted - received < window) {
-      await Promise.race([
-        stream.send(packWindowUpdate(window)),
-        aborted.promise,
-      ]);
+      await orAbort(stream.send(packWindowUpdate(window)), signal);
       granted += window;
     }
   };
@@ -69,7 +66,7 @@ export async function receiveBytes(
   try {
     await grant();
     for (;;) {
-      const message = await Promise.race([stream.receive(), aborted.promise]);
+      const message = await orAbort(stream.receive(), signal);
       if (message === undefined) {
         break;
       }
@@ -81,7 +78,7 @@ export async function receiveBytes(
           Code.InvalidArgument,
         );
       }
-      await Promise.race([writer.write(data), aborted.promise]);
+      await orAbort(writer.write(data), signal);
       received += data.length;
       options.onBytes?.(received);
       if (options.isComplete?.(data)) {
@@ -89,7 +86,7 @@ export async function receiveBytes(
       }
       await grant();
     }
-    await Promise.race([writer.end(), aborted.promise]);
+    await orAbort(writer.end(), signal);
     await stream.closeSend();
     return received;
   } catch (error) {
@@ -97,7 +94,5 @@ export async function receiveBytes(
     stream.abort(failure);
     writer.abort(failure);
     throw failure;
-  } finally {
-    aborted.dispose();
   }
 }

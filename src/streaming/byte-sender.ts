@@ -5,7 +5,7 @@
  */
 import { Code, TransferError } from "../errors/index.js";
 import { packData, unpackWindowUpdate } from "./data.js";
-import { type ByteSource, readSource, whenAborted } from "./io.js";
+import { type ByteSource, orAbort, readSource } from "./io.js";
 import type { Stream } from "./stream.js";
 import { Credit, goMaxChunkBytes, goWindowBytes } from "./window.js";
 
@@ -70,11 +70,11 @@ export async function sendBytes(
     }
   });
 
-  const aborted = whenAborted(options.signal);
+  const { signal } = options;
   const chunks = readSource(source);
   try {
     for (;;) {
-      const next = await Promise.race([chunks.next(), aborted.promise]);
+      const next = await orAbort(chunks.next(), signal);
       if (next.done) {
         break;
       }
@@ -82,11 +82,11 @@ export async function sendBytes(
       for (let offset = 0; offset < chunk.length; ) {
         const limit = largestGrant > goWindowBytes ? largeChunk : maxChunk;
         const wanted = Math.min(limit, chunk.length - offset);
-        const size = await Promise.race([credit.take(wanted), aborted.promise]);
-        await Promise.race([
+        const size = await orAbort(credit.take(wanted), signal);
+        await orAbort(
           stream.send(packData(chunk.subarray(offset, offset + size))),
-          aborted.promise,
-        ]);
+          signal,
+        );
         offset += size;
         total += size;
         options.onBytes?.(total);
@@ -99,9 +99,9 @@ export async function sendBytes(
     finished = true;
     const failure = TransferError.from(error);
     stream.abort(failure);
-    await chunks.return(undefined).catch(() => {});
+    // A source stuck in a read finishes its return only after that read,
+    // which may never come, so the failure does not wait for it.
+    chunks.return(undefined).catch(() => {});
     throw failure;
-  } finally {
-    aborted.dispose();
   }
 }

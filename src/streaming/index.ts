@@ -10,8 +10,8 @@ export {
 export {
   type ByteSink,
   type ByteSource,
+  orAbort,
   readSource,
-  whenAborted,
 } from "./io.js";
 export { StreamRegistry, type StreamRegistryOptions } from "./registry.js";
 export type { Stream } from "./stream.js";

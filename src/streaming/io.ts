@@ -156,28 +156,37 @@ function webWriter(sink: WritableStream<Uint8Array>, end: boolean): SinkWriter {
   };
 }
 
-/** Resolves never; rejects with the abort reason once `signal` aborts. */
-export function whenAborted(signal: AbortSignal | undefined): {
-  promise: Promise<never>;
-  dispose: () => void;
-} {
+/**
+ * Returns `promise`, or a rejection with the abort reason if `signal`
+ * aborts first. The abort listener is removed as soon as `promise`
+ * settles, so a loop that calls this once per chunk keeps no reference
+ * to earlier chunks.
+ */
+export function orAbort<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+): Promise<T> {
   if (!signal) {
-    return { promise: new Promise<never>(() => {}), dispose: () => {} };
+    return promise;
   }
-  let onAbort = () => {};
-  const promise = new Promise<never>((_, reject) => {
-    onAbort = () => reject(abortReason(signal));
-    if (signal.aborted) {
-      onAbort();
-    } else {
-      signal.addEventListener("abort", onAbort, { once: true });
-    }
+  if (signal.aborted) {
+    promise.catch(() => {});
+    return Promise.reject(abortReason(signal));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortReason(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
   });
-  promise.catch(() => {});
-  return {
-    promise,
-    dispose: () => signal.removeEventListener("abort", onAbort),
-  };
 }
 
 function describe(error: unknown): string {

@@ -129,6 +129,9 @@ export class ImageExportStream extends StreamEnd {
   }
 
   override transferReturned(): void {
+    if (this.settled) {
+      return;
+    }
     const timeoutMs = this.#options.idleTimeoutMs ?? 30_000;
     this.#idle = setTimeout(() => {
       this.#stall.abort(

@@ -62,6 +62,11 @@ export abstract class StreamEnd implements StreamingTransferObject {
 
   transferReturned(): void {}
 
+  /** Whether the pump has finished, with or without an error. */
+  protected get settled(): boolean {
+    return this.#settled;
+  }
+
   abort(reason?: unknown): void {
     const error =
       reason === undefined

@@ -126,10 +126,11 @@ for (const protocol of protocols) {
       new ReadStream(source(200_000, "stall"), octets),
       new WriteStream(discard(), octets),
     );
+    const rejected = assert.rejects(transfer, TransferError);
     await sleep(100);
     await server.close();
 
-    await settleWithin(assert.rejects(transfer, TransferError), 5000);
+    await settleWithin(rejected, 5000);
   });
 
   test(`unknown container is not found over ${protocol}`, async (t) => {
