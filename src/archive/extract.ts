@@ -11,6 +11,7 @@ import { Parser, type ReadEntry } from "tar";
 import {
   abortReason,
   Code,
+  orAbort,
   TransferError,
   throwIfAborted,
 } from "../errors/index.js";
@@ -150,10 +151,6 @@ async function readArchive(
       current?.destroy();
     }
   };
-  const stopped = new Promise<never>((_, reject) => {
-    stop.signal.addEventListener("abort", () => reject(stop.signal.reason));
-  });
-  stopped.catch(() => {});
   const onAbort = () => fail(abortReason(options.signal!));
   options.signal?.addEventListener("abort", onAbort, { once: true });
 
@@ -197,8 +194,11 @@ async function readArchive(
   });
 
   try {
-    await feedParser(iterator, parser, () => sawEnd, stopped);
-    await Promise.race([settle(() => writing), stopped]);
+    await feedParser(iterator, parser, () => sawEnd, stop.signal);
+    await orAbort(
+      settle(() => writing),
+      stop.signal,
+    );
     if (!sawEnd) {
       throw new TransferError(
         "the archive is truncated: the input ended before the " +
@@ -225,12 +225,12 @@ async function feedParser(
   iterator: AsyncIterator<Uint8Array>,
   parser: Parser,
   sawEnd: () => boolean,
-  stopped: Promise<never>,
+  stopped: AbortSignal,
 ): Promise<void> {
   let head = Buffer.alloc(0);
   let fed = 0;
   while (!sawEnd()) {
-    const next = await Promise.race([iterator.next(), stopped]);
+    const next = await orAbort(iterator.next(), stopped);
     if (next.done) {
       break;
     }
@@ -249,7 +249,7 @@ async function feedParser(
     }
     fed += chunk.length;
     if (!parser.write(chunk)) {
-      await Promise.race([onceDrained(parser), stopped]);
+      await orAbort(onceDrained(parser), stopped);
     }
   }
   if (sawEnd()) {

@@ -1,4 +1,4 @@
-export { abortReason, throwIfAborted } from "./abort.js";
+export { abortReason, orAbort, throwIfAborted } from "./abort.js";
 export {
   Code,
   codeName,

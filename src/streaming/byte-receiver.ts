@@ -4,9 +4,9 @@
  * window is outstanding. Credit counts bytes the sink has taken, so a slow
  * sink slows the sender instead of filling memory.
  */
-import { Code, TransferError } from "../errors/index.js";
+import { Code, orAbort, TransferError } from "../errors/index.js";
 import { packWindowUpdate, unpackData } from "./data.js";
-import { type ByteSink, orAbort, writeSink } from "./io.js";
+import { type ByteSink, writeSink } from "./io.js";
 import type { Stream } from "./stream.js";
 import { goWindowBytes, maxCredit } from "./window.js";
 

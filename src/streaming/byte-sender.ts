@@ -3,9 +3,9 @@
  * first with a WindowUpdate; Data is sent only within the granted credit,
  * and the end of data is the half-close of the stream.
  */
-import { Code, TransferError } from "../errors/index.js";
+import { Code, orAbort, TransferError } from "../errors/index.js";
 import { packData, unpackWindowUpdate } from "./data.js";
-import { type ByteSource, orAbort, readSource } from "./io.js";
+import { type ByteSource, readSource } from "./io.js";
 import type { Stream } from "./stream.js";
 import { Credit, goMaxChunkBytes, goWindowBytes } from "./window.js";
 

@@ -10,7 +10,6 @@ export {
 export {
   type ByteSink,
   type ByteSource,
-  orAbort,
   readSource,
 } from "./io.js";
 export { StreamRegistry, type StreamRegistryOptions } from "./registry.js";

@@ -156,39 +156,6 @@ function webWriter(sink: WritableStream<Uint8Array>, end: boolean): SinkWriter {
   };
 }
 
-/**
- * Returns `promise`, or a rejection with the abort reason if `signal`
- * aborts first. The abort listener is removed as soon as `promise`
- * settles, so a loop that calls this once per chunk keeps no reference
- * to earlier chunks.
- */
-export function orAbort<T>(
-  promise: Promise<T>,
-  signal: AbortSignal | undefined,
-): Promise<T> {
-  if (!signal) {
-    return promise;
-  }
-  if (signal.aborted) {
-    promise.catch(() => {});
-    return Promise.reject(abortReason(signal));
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortReason(signal));
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
-}
-
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }

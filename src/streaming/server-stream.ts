@@ -1,5 +1,5 @@
 import type { Any } from "../any/index.js";
-import { Code, TransferError } from "../errors/index.js";
+import { Code, orAbort, TransferError } from "../errors/index.js";
 import { Pushable } from "../util/pushable.js";
 import type { Stream } from "./stream.js";
 
@@ -19,9 +19,9 @@ export class ServerStream implements Stream {
     );
   #abortReason?: TransferError;
   #ended = false;
-  // Rejects on abort, so that a receive waiting on the call settles at once.
-  readonly #aborted: Promise<never>;
-  #rejectAborted!: (reason: TransferError) => void;
+  // Aborts with the stream, so that a receive waiting on the call settles
+  // at once.
+  readonly #aborted = new AbortController();
 
   constructor(
     id: string,
@@ -31,10 +31,6 @@ export class ServerStream implements Stream {
     this.id = id;
     this.#incoming = incoming;
     this.#callSignal = callSignal;
-    this.#aborted = new Promise<never>((_, reject) => {
-      this.#rejectAborted = reject;
-    });
-    this.#aborted.catch(() => {});
     callSignal.addEventListener("abort", this.#onCallAbort, { once: true });
   }
 
@@ -53,7 +49,7 @@ export class ServerStream implements Stream {
       return undefined;
     }
     try {
-      const result = await Promise.race([this.#incoming.next(), this.#aborted]);
+      const result = await orAbort(this.#incoming.next(), this.#aborted.signal);
       if (result.done) {
         this.#ended = true;
         return undefined;
@@ -78,6 +74,6 @@ export class ServerStream implements Stream {
     );
     this.#callSignal.removeEventListener("abort", this.#onCallAbort);
     this.outgoing.fail(this.#abortReason);
-    this.#rejectAborted(this.#abortReason);
+    this.#aborted.abort(this.#abortReason);
   }
 }
