@@ -1,7 +1,9 @@
-import { stat } from "node:fs/promises";
 import type { Command } from "commander";
 import {
   type Client,
+  type CopyOptions,
+  type CopyProgress,
+  type CopySummary,
   copyArchiveFromContainer,
   copyArchiveIntoContainer,
   copyFromContainer,
@@ -9,7 +11,8 @@ import {
 } from "../client/index.js";
 import { Code, TransferError } from "../errors/index.js";
 import { parseCopyEnd } from "./copy-args.js";
-import { createProgress } from "./progress.js";
+import { formatBytes } from "./format.js";
+import { createProgress, type ProgressReporter } from "./progress.js";
 
 export interface CopyFlags {
   archive?: boolean;
@@ -18,8 +21,10 @@ export interface CopyFlags {
 }
 
 /**
- * Runs `cp SRC DST`. One side is CONTAINER:PATH, the other a local path or
- * `-` for a tar stream on standard input or output.
+ * Runs `cp SRC DST` with the path rules of `docker cp`. One side is
+ * CONTAINER:PATH, the other a local path or `-` for a tar stream on
+ * standard input or output. Progress goes to standard error unless
+ * `--quiet` is set or the archive goes to standard output.
  */
 export async function runCopy(
   client: Client,
@@ -30,12 +35,12 @@ export async function runCopy(
 ): Promise<void> {
   const source = parseCopyEnd(sourceArgument);
   const destination = parseCopyEnd(destinationArgument);
-  const warn = (code: string, message: string, path: string) =>
-    process.stderr.write(`warning: ${message} (${code}: ${path})\n`);
-  const options = {
+  const options: CopyOptions = {
     signal,
     preserveOwnership: flags.archive,
-    onWarning: warn,
+    followLink: flags.followLink,
+    onWarning: (code, message) =>
+      process.stderr.write(`warning: ${message} (${code})\n`),
   };
 
   if (source.kind === "container" && destination.kind !== "container") {
@@ -47,15 +52,12 @@ export async function runCopy(
       });
       return;
     }
-    const progress = createProgress(`copy ${sourceArgument}`, flags);
-    try {
-      await copyFromContainer(client, location, destination.path, {
+    await withProgress(`copy ${sourceArgument}`, flags, (onProgress) =>
+      copyFromContainer(client, location, destination.path, {
         ...options,
-        onBytes: (bytes) => progress.update(bytes),
-      });
-    } finally {
-      progress.stop();
-    }
+        onProgress,
+      }),
+    );
     return;
   }
 
@@ -64,29 +66,30 @@ export async function runCopy(
       containerId: destination.containerId,
       path: destination.path,
     };
+    const inContainer = (path: string) => `${location.containerId}:${path}`;
     if (source.kind === "stdio") {
-      await copyArchiveIntoContainer(client, process.stdin, location, options);
+      await withProgress(
+        "copy -",
+        flags,
+        (onProgress) =>
+          copyArchiveIntoContainer(client, process.stdin, location, {
+            ...options,
+            onProgress,
+          }),
+        inContainer,
+      );
       return;
     }
-    const info = await stat(source.path).catch((error) => {
-      throw new TransferError(
-        `cannot copy "${source.path}": ${(error as Error).message}`,
-        TransferError.from(error).code,
-        error,
-      );
-    });
-    const progress = createProgress(`copy ${sourceArgument}`, {
-      ...flags,
-      total: info.isFile() ? info.size : undefined,
-    });
-    try {
-      await copyIntoContainer(client, source.path, location, {
-        ...options,
-        onBytes: (bytes) => progress.update(bytes),
-      });
-    } finally {
-      progress.stop();
-    }
+    await withProgress(
+      `copy ${sourceArgument}`,
+      flags,
+      (onProgress) =>
+        copyIntoContainer(client, source.path, location, {
+          ...options,
+          onProgress,
+        }),
+      inContainer,
+    );
     return;
   }
 
@@ -99,7 +102,52 @@ export async function runCopy(
 
 export function addCopyOptions(command: Command): Command {
   return command
-    .option("-a, --archive", "keep uid and gid of copied files")
+    .option(
+      "-a, --archive",
+      "keep the numeric uid and gid of copied files (copying out needs root)",
+    )
     .option("-L, --follow-link", "follow a symbolic link given as SRC")
     .option("-q, --quiet", "print no progress");
+}
+
+/**
+ * Runs a copy with a progress reporter that learns the expected total
+ * from the copy's first progress event, then prints where the copy went
+ * unless `--quiet` is set.
+ */
+async function withProgress(
+  label: string,
+  flags: CopyFlags,
+  copy: (
+    onProgress: ((progress: CopyProgress) => void) | undefined,
+  ) => Promise<CopySummary>,
+  showPath: (path: string) => string = (path) => path,
+): Promise<void> {
+  const progress: ProgressReporter = createProgress(label, flags);
+  let totalSet = false;
+  let summary: CopySummary;
+  try {
+    // Without progress, a copy in skips the walk that sizes the source.
+    summary = await copy(
+      flags.quiet
+        ? undefined
+        : ({ bytes, totalBytes }) => {
+            if (!totalSet && totalBytes !== undefined) {
+              progress.setTotal(totalBytes);
+              totalSet = true;
+            }
+            progress.update(
+              totalBytes === undefined ? bytes : Math.min(bytes, totalBytes),
+            );
+          },
+    );
+  } finally {
+    progress.stop();
+  }
+  if (!flags.quiet) {
+    process.stderr.write(
+      `copied ${formatBytes(summary.bytes)} of tar to ` +
+        `${showPath(summary.path)}\n`,
+    );
+  }
 }

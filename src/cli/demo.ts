@@ -32,7 +32,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
   const socket = join(work, "transfer.sock");
   const rootfs = join(work, "containers", "demo", "rootfs");
   const output = join(work, "out");
-  await mkdir(rootfs, { recursive: true });
+  // An existing /data receives the tree under its own name, as docker cp
+  // copies into an existing directory.
+  await mkdir(join(rootfs, "data"), { recursive: true });
   await mkdir(output);
 
   const server = new TransferServer({ root: join(work, "containers") });

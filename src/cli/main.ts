@@ -11,6 +11,7 @@ import { addCopyOptions, type CopyFlags, runCopy } from "./cp.js";
 import { runDemo } from "./demo.js";
 import { addImageCommand } from "./image.js";
 import { addServeCommand } from "./serve.js";
+import { addStatCommand } from "./stat.js";
 
 interface GlobalFlags {
   address: string;
@@ -62,8 +63,13 @@ function buildProgram(): Command {
     }
   });
 
-  addImageCommand(program, interrupt.signal);
+  addStatCommand(
+    program,
+    () => connect(program.opts<GlobalFlags>()),
+    interrupt.signal,
+  );
 
+  addImageCommand(program, interrupt.signal);
   addServeCommand(program, interrupt.signal);
 
   program

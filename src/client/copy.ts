@@ -1,124 +1,124 @@
 /**
- * Copies between the local file system and a container path. The server
- * side of a container copy extracts every archive under a directory and
- * archives a path under its last name, so these helpers pack and unpack
- * tar archives locally with the archive layer.
+ * Copies between the local file system and a container path with the
+ * path rules of `docker cp` (see copy-rules.ts). The Transfer service
+ * only extracts an archive under a container directory and archives a
+ * path under its last name. So the client stats both ends first, then
+ * shapes the archive: it renames the top entry for a copy to a new name
+ * and picks the directory that receives it.
  */
-import { PassThrough } from "node:stream";
-import { basename, dirname, resolve } from "node:path";
-import { extractArchive, packPath } from "../archive/index.js";
+import type { WarningHandler } from "../archive/index.js";
 import type { ByteSink, ByteSource } from "../streaming/index.js";
-import {
-  ContainerPath,
-  ReadStream,
-  WriteStream,
-} from "../transfer/index.js";
-import type { Client, TransferOptions } from "./client.js";
+import type { Client } from "./client.js";
+import type {
+  ArchiveTransferOptions,
+  ContainerLocation,
+} from "./copy-archive.js";
+import { copyLocalToContainer, copyTarToContainer } from "./copy-in.js";
+import { copyContainerToLocal, copyContainerToTar } from "./copy-out.js";
+import { explainUnsupported } from "./unsupported.js";
 
-export interface ContainerLocation {
-  containerId: string;
-  path: string;
+export type { ContainerLocation } from "./copy-archive.js";
+
+export interface CopyOptions extends ArchiveTransferOptions {
+  /**
+   * Keeps the numeric uid and gid of copied files (`cp -a`). Otherwise
+   * files copied in belong to the server's user, and files copied out to
+   * the user of this process.
+   */
+  preserveOwnership?: boolean;
+  /** Follows a symlink given as the source, and copies what it names. */
+  followLink?: boolean;
+  /** Receives archive bytes moved and, when known, the expected total. */
+  onProgress?: (progress: CopyProgress) => void;
+  /** Receives warnings such as skipped sockets, with the path concerned. */
+  onWarning?: WarningHandler;
 }
 
-export interface CopyOptions extends Omit<TransferOptions, "onProgress"> {
-  /** Keep numeric uid and gid of copied files (`cp -a`). */
-  preserveOwnership?: boolean;
-  /** Called with the total archive bytes moved so far. */
-  onBytes?: (totalBytes: number) => void;
-  /** Receives warnings such as skipped sockets. */
-  onWarning?: (code: string, message: string, path: string) => void;
+/** Progress of a copy, in bytes of the tar archive. */
+export interface CopyProgress {
+  /** Archive bytes moved so far. */
+  bytes: number;
+  /**
+   * Estimated archive size: for a copy in, from the local source's
+   * sizes; for a copy out of a file, from its stat; otherwise undefined.
+   */
+  totalBytes: number | undefined;
 }
 
 export interface CopySummary {
   /** Archive bytes moved. */
   bytes: number;
+  /** The path the copy created, replaced or merged into. */
+  path: string;
 }
 
 /**
- * Copies a local file or directory into the container directory
- * `target.path`, under its own name.
+ * Copies the local file or directory `localPath` to the container path
+ * `destination` with the `docker cp` path rules. Rejects with NotFound
+ * when the source or the destination's parent is missing, and with
+ * FailedPrecondition when a file would replace a directory or the
+ * reverse.
  */
-export async function copyIntoContainer(
+export function copyIntoContainer(
   client: Client,
   localPath: string,
-  target: ContainerLocation,
+  destination: ContainerLocation,
   options: CopyOptions = {},
 ): Promise<CopySummary> {
-  const absolute = resolve(localPath);
-  const archive = packPath(dirname(absolute), basename(absolute), {
-    signal: options.signal,
-    onWarning: options.onWarning,
-  });
-  return copyArchiveIntoContainer(client, archive, target, options);
-}
-
-/** Extracts a tar archive from `source` under the container directory. */
-export async function copyArchiveIntoContainer(
-  client: Client,
-  source: ByteSource,
-  target: ContainerLocation,
-  options: CopyOptions = {},
-): Promise<CopySummary> {
-  let bytes = 0;
-  const stream = new ReadStream(source, undefined, {
-    onBytes: (total) => {
-      bytes = total;
-      options.onBytes?.(total);
-    },
-  });
-  const destination = new ContainerPath({
-    containerId: target.containerId,
-    path: target.path,
-    preserveOwnership: options.preserveOwnership,
-  });
-  await client.transfer(stream, destination, options);
-  return { bytes };
+  return explainUnsupported(
+    client,
+    copyLocalToContainer(client, localPath, destination, options),
+  );
 }
 
 /**
- * Copies a container path into the local directory `localDir`, under the
- * path's last name. Nothing is written outside `localDir`.
+ * Copies the container path `source` to the local path `localPath` with
+ * the `docker cp` path rules. The archive is extracted into a staging
+ * directory beside the destination and moved into place only after the
+ * transfer succeeded, so a failed or canceled copy leaves the
+ * destination as it was. Nothing is written outside the destination.
  */
-export async function copyFromContainer(
+export function copyFromContainer(
   client: Client,
   source: ContainerLocation,
-  localDir: string,
+  localPath: string,
   options: CopyOptions = {},
 ): Promise<CopySummary> {
-  const pipe = new PassThrough();
-  const extracting = extractArchive(resolve(localDir), "/", pipe, {
-    preserveOwnership: options.preserveOwnership,
-    signal: options.signal,
-    onWarning: options.onWarning,
-  });
-  extracting.catch((error) => pipe.destroy(error));
-  const [summary] = await Promise.all([
-    copyArchiveFromContainer(client, source, pipe, options),
-    extracting,
-  ]);
-  return summary;
+  return explainUnsupported(
+    client,
+    copyContainerToLocal(client, source, localPath, options),
+  );
 }
 
-/** Writes the tar archive of a container path to `sink`. */
-export async function copyArchiveFromContainer(
+/**
+ * Extracts the tar archive read from `source` into the container
+ * directory `destination`, which must exist (`docker cp - CONTAINER:DIR`).
+ */
+export function copyArchiveIntoContainer(
+  client: Client,
+  source: ByteSource,
+  destination: ContainerLocation,
+  options: CopyOptions = {},
+): Promise<CopySummary> {
+  return explainUnsupported(
+    client,
+    copyTarToContainer(client, source, destination, options),
+  );
+}
+
+/**
+ * Writes the tar archive of the container path `source` to `sink`
+ * (`docker cp CONTAINER:PATH -`). With `followLink`, a symlink source is
+ * archived as what it names, under the symlink's name.
+ */
+export function copyArchiveFromContainer(
   client: Client,
   source: ContainerLocation,
   sink: ByteSink,
-  options: CopyOptions & { noWalk?: boolean; endSink?: boolean } = {},
+  options: CopyOptions & { endSink?: boolean } = {},
 ): Promise<CopySummary> {
-  let bytes = 0;
-  const stream = new WriteStream(sink, undefined, {
-    endSink: options.endSink,
-    onBytes: (total) => {
-      bytes = total;
-      options.onBytes?.(total);
-    },
-  });
-  const container = new ContainerPath({
-    containerId: source.containerId,
-    path: source.path,
-    noWalk: options.noWalk,
-  });
-  await client.transfer(container, stream, options);
-  return { bytes };
+  return explainUnsupported(
+    client,
+    copyContainerToTar(client, source, sink, options),
+  );
 }

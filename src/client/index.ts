@@ -12,12 +12,13 @@ export {
 } from "./client.js";
 export {
   type ContainerLocation,
+  type CopyOptions,
+  type CopyProgress,
+  type CopySummary,
   copyArchiveFromContainer,
   copyArchiveIntoContainer,
   copyFromContainer,
   copyIntoContainer,
-  type CopyOptions,
-  type CopySummary,
 } from "./copy.js";
 export {
   type DeleteImageOptions,
@@ -46,3 +47,9 @@ export {
   tagImage,
 } from "./images.js";
 export * from "./registry.js";
+export {
+  type ContainerFileType,
+  type ContainerPathStat,
+  type StatOptions,
+  statContainerPath,
+} from "./stat.js";

@@ -1,0 +1,142 @@
+/**
+ * The two raw container copies of the Transfer service, without any path
+ * rules: a tar archive extracted under a container directory, and the
+ * tar archive of a container path.
+ */
+import { abortReason, TransferError } from "../errors/index.js";
+import type { ByteSink, ByteSource } from "../streaming/index.js";
+import { ContainerPath, ReadStream, WriteStream } from "../transfer/index.js";
+import type { Client, TransferOptions } from "./client.js";
+
+/** A path inside a container. */
+export interface ContainerLocation {
+  containerId: string;
+  path: string;
+}
+
+export interface ArchiveTransferOptions
+  extends Omit<TransferOptions, "onProgress"> {
+  /** Called with the total archive bytes moved so far. */
+  onBytes?: (totalBytes: number) => void;
+}
+
+/**
+ * Bytes granted to the server's sender at a time on a copy out. A window
+ * larger than the 64 KiB of Go receivers lets a sender of this package
+ * send 256 KiB chunks; Go senders keep their 32 KiB chunks but wait for
+ * grants less often. In one run on a 2-core machine, copying 1 GiB out
+ * of an in-process ttrpc server went from 61 to 90 MiB/s with it.
+ */
+const receiveWindowBytes = 1024 * 1024;
+
+/**
+ * Sends the tar archive read from `source` to the container, which
+ * extracts it under the directory `directory.path` and creates that
+ * directory if it is missing. Resolves with the archive bytes sent.
+ */
+export async function sendArchive(
+  client: Client,
+  source: ByteSource,
+  directory: ContainerLocation,
+  options: ArchiveTransferOptions & { preserveOwnership?: boolean } = {},
+): Promise<number> {
+  let bytes = 0;
+  const stream = new ReadStream(source, undefined, {
+    onBytes: (total) => {
+      bytes = total;
+      options.onBytes?.(total);
+    },
+  });
+  const destination = new ContainerPath({
+    containerId: directory.containerId,
+    path: directory.path,
+    preserveOwnership: options.preserveOwnership,
+  });
+  await client.transfer(stream, destination, transferOptions(options));
+  return bytes;
+}
+
+/**
+ * Writes the tar archive of the container path to `sink`: the path under
+ * its last name, walked unless `noWalk` is set. Resolves with the archive
+ * bytes received.
+ */
+export async function receiveArchive(
+  client: Client,
+  source: ContainerLocation,
+  sink: ByteSink,
+  options: ArchiveTransferOptions & {
+    noWalk?: boolean;
+    endSink?: boolean;
+  } = {},
+): Promise<number> {
+  let bytes = 0;
+  const stream = new WriteStream(sink, undefined, {
+    windowBytes: receiveWindowBytes,
+    endSink: options.endSink,
+    onBytes: (total) => {
+      bytes = total;
+      options.onBytes?.(total);
+    },
+  });
+  const container = new ContainerPath({
+    containerId: source.containerId,
+    path: source.path,
+    noWalk: options.noWalk,
+  });
+  await client.transfer(container, stream, transferOptions(options));
+  return bytes;
+}
+
+/**
+ * Picks the options of `Client.transfer`. Callers pass copy options,
+ * whose `onProgress` takes copy progress rather than server events.
+ */
+function transferOptions(options: ArchiveTransferOptions): TransferOptions {
+  return { signal: options.signal, progressGraceMs: options.progressGraceMs };
+}
+
+/**
+ * Returns an `onBytes` callback that feeds both the caller's `onBytes`
+ * and its `onProgress` with the expected total.
+ */
+export function reportBytes(
+  options: {
+    onBytes?: (totalBytes: number) => void;
+    onProgress?: (progress: {
+      bytes: number;
+      totalBytes: number | undefined;
+    }) => void;
+  },
+  totalBytes: number | undefined,
+): (bytes: number) => void {
+  return (bytes) => {
+    options.onBytes?.(bytes);
+    options.onProgress?.({ bytes, totalBytes });
+  };
+}
+
+/**
+ * Converts an error of a copy's transfer to one that names both ends,
+ * keeping the code. The streaming layer's `stream ID failed:` prefix is
+ * dropped, because the stream id means nothing to the user. When
+ * `signal` was aborted, the error is Canceled with the signal's reason,
+ * because `Client.transfer` rejects with Internal for an abort whose
+ * reason is a plain Error.
+ */
+export function transferError(
+  error: unknown,
+  source: string,
+  destination: string,
+  signal?: AbortSignal,
+): TransferError {
+  const failure = signal?.aborted
+    ? abortReason(signal)
+    : TransferError.from(error);
+  const reason = failure.rawMessage.replace(/^stream \S+ failed: /, "");
+  return new TransferError(
+    `cannot copy "${source}" to "${destination}": ${reason}`,
+    failure.code,
+    failure,
+  );
+}

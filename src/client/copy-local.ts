@@ -1,0 +1,177 @@
+/**
+ * The local side of a copy: stats that report errors with the local path
+ * and the next step, symlink resolution for a destination, and the
+ * archive size estimate that progress needs.
+ */
+import type { Stats } from "node:fs";
+import { lstat, readdir, readlink } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import type { WarningHandler } from "../archive/index.js";
+import { Code, codeOfNodeError, TransferError } from "../errors/index.js";
+
+/** Symlinks followed for one destination before it fails, as in Linux. */
+const maxSymlinks = 40;
+
+/**
+ * Converts a failed local file system call to a TransferError that names
+ * the path, and states plainly when the cause is a permission problem.
+ */
+export function localError(
+  error: unknown,
+  action: string,
+  path: string,
+): TransferError {
+  if (error instanceof TransferError) {
+    return error;
+  }
+  const errno = (error as NodeJS.ErrnoException).code;
+  if (errno === "EACCES" || errno === "EPERM") {
+    return new TransferError(
+      `cannot ${action} "${path}": permission denied: check that the ` +
+        "user running the copy may access it",
+      Code.PermissionDenied,
+      error,
+    );
+  }
+  if (errno === "ENOENT") {
+    return new TransferError(
+      `cannot ${action} "${path}": no such file or directory`,
+      Code.NotFound,
+      error,
+    );
+  }
+  if (errno === "ENOTDIR") {
+    return new TransferError(
+      `cannot ${action} "${path}": a component of the path is not a ` +
+        "directory",
+      Code.FailedPrecondition,
+      error,
+    );
+  }
+  const reason = error instanceof Error ? error.message : String(error);
+  return new TransferError(
+    `cannot ${action} "${path}": ${reason}`,
+    codeOfNodeError(error) ?? Code.Unknown,
+    error,
+  );
+}
+
+/** Returns the lstat of `path`, or undefined when nothing is there. */
+export async function lstatOrMissing(
+  path: string,
+  shown = path,
+): Promise<Stats | undefined> {
+  try {
+    return await lstat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") {
+      return undefined;
+    }
+    throw localError(error, "stat", shown);
+  }
+}
+
+/**
+ * Follows symlinks at the end of an absolute local path, the way a write
+ * to it would, and returns the path they lead to with its lstat
+ * (undefined when that path does not exist, as for a dangling symlink).
+ */
+export async function followLocalLinks(
+  path: string,
+  shown: string,
+): Promise<{ path: string; stats: Stats | undefined }> {
+  let current = path;
+  for (let hops = 0; hops <= maxSymlinks; hops++) {
+    const stats = await lstatOrMissing(current, shown);
+    if (!stats?.isSymbolicLink()) {
+      return { path: current, stats };
+    }
+    const target = await readlink(current).catch((error) => {
+      throw localError(error, "read the symbolic link", shown);
+    });
+    current = resolve(dirname(current), target);
+  }
+  throw new TransferError(
+    `cannot resolve "${shown}": more than ${maxSymlinks} symbolic links`,
+    Code.InvalidArgument,
+  );
+}
+
+/**
+ * Estimates the size of the tar archive of a local path, in bytes: one
+ * header block per entry, file content padded to blocks, and the
+ * end-of-archive marker. Long or non-ASCII names and sizes of 8 GiB or
+ * more add PAX headers, which the estimate counts for names over 100
+ * bytes and for sizes. Hard links are counted as whole files.
+ */
+export async function estimateArchiveBytes(
+  path: string,
+  stats: Stats,
+): Promise<number> {
+  return (await entryBytes(path, stats, "")) + 1024;
+}
+
+async function entryBytes(
+  path: string,
+  stats: Stats,
+  name: string,
+): Promise<number> {
+  let bytes = Buffer.byteLength(name) > 100 ? 3 * 512 : 512;
+  if (stats.isFile()) {
+    // A size over the 11 octal digits of USTAR needs a PAX header too.
+    const paxBytes = stats.size > 0o77777777777 ? 2 * 512 : 0;
+    return bytes + paxBytes + Math.ceil(stats.size / 512) * 512;
+  }
+  if (!stats.isDirectory()) {
+    return bytes;
+  }
+
+  const names = await readdir(path).catch(() => [] as string[]);
+  for (const child of names) {
+    const childPath = join(path, child);
+    const childStats = await lstat(childPath).catch(() => undefined);
+    if (childStats !== undefined) {
+      bytes += await entryBytes(childPath, childStats, `${name}/${child}`);
+    }
+  }
+  return bytes;
+}
+
+/**
+ * Returns a warning handler that renames the archive path in each
+ * warning to the local path that `toLocal` gives, in the path argument
+ * and where the message quotes it. Returns undefined without a handler.
+ */
+export function localWarnings(
+  onWarning: WarningHandler | undefined,
+  toLocal: (archivePath: string) => string,
+): WarningHandler | undefined {
+  if (onWarning === undefined) {
+    return undefined;
+  }
+  return (code, message, path) => {
+    const local = toLocal(path);
+    onWarning(code, message.replace(`"${path}"`, `"${local}"`), local);
+  };
+}
+
+/**
+ * Converts an error of packing a local source, which names paths inside
+ * the packed folder like container paths (`"/dir/file"`), to one that
+ * names the local path, and adds what to check on a permission problem.
+ */
+export function localPackError(
+  error: unknown,
+  packRoot: string,
+): TransferError {
+  const failure = TransferError.from(error);
+  const message = failure.rawMessage.replace(
+    /"(\/[^"]*)"/,
+    (_quoted, path: string) => `"${join(packRoot, path)}"`,
+  );
+  const advice =
+    failure.code === Code.PermissionDenied
+      ? ": check that the user running the copy may read it"
+      : "";
+  return new TransferError(`${message}${advice}`, failure.code, failure);
+}

@@ -1,0 +1,140 @@
+/**
+ * Failures of `cp` as a user meets them: the exit code, and a message on
+ * standard error that names the path and, for a permission problem,
+ * states it. Permission cases run the command, or the server, as `nobody`,
+ * because root may read and write anything.
+ */
+import assert from "node:assert/strict";
+import { chmod, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { runCopy } from "../../src/cli/cp.js";
+import { connect } from "../../src/client/index.js";
+import {
+  containerId,
+  protocol,
+  readTree,
+  runCli,
+  startCopyEndpoint,
+  startServeProcess,
+  writeTree,
+} from "./harness.js";
+
+const isRoot = process.getuid?.() === 0;
+const nobody = { uid: 65534, gid: 65534 };
+
+/** Makes the endpoint's folders and socket usable by `nobody`. */
+async function openToNobody(dir: string, socket: string): Promise<void> {
+  await chmod(dir, 0o755);
+  await chmod(socket, 0o777);
+}
+
+test("missing local source exits 1", async (t) => {
+  const { socket, local } = await startCopyEndpoint(t);
+
+  const result = await runCli(socket, [
+    "cp",
+    "-q",
+    join(local, "absent.txt"),
+    "c1:/",
+  ]);
+
+  assert.equal(result.status, 1, result.stderr);
+  assert.match(
+    result.stderr,
+    new RegExp(`cannot copy "${local}/absent.txt": no such file`),
+  );
+});
+
+test("missing container source exits 1", async (t) => {
+  const { socket, local } = await startCopyEndpoint(t);
+
+  const result = await runCli(socket, [
+    "cp",
+    "-q",
+    "c1:/etc/absent",
+    join(local, "out"),
+  ]);
+
+  assert.equal(result.status, 1, result.stderr);
+  assert.match(
+    result.stderr,
+    /cannot copy "c1:\/etc\/absent": no such file or directory in the container/,
+  );
+  assert.deepEqual(await readTree(local), {});
+});
+
+test("copy between two local paths exits 2", async (t) => {
+  const { socket, local } = await startCopyEndpoint(t);
+
+  const result = await runCli(socket, ["cp", local, join(local, "x")]);
+
+  assert.equal(result.status, 2, result.stderr);
+  assert.match(result.stderr, /exactly one side must be CONTAINER:PATH/);
+});
+
+test("unreadable local file names permission", { skip: !isRoot }, async (t) => {
+  const { socket, dir, local } = await startCopyEndpoint(t);
+  await openToNobody(dir, socket);
+  await chmod(local, 0o755);
+  await writeTree(local, { src: "/", "src/secret.txt": "s", "src/ok": "o" });
+  await chmod(join(local, "src/secret.txt"), 0o600);
+
+  const result = await runCli(
+    socket,
+    ["cp", "-q", join(local, "src"), "c1:/data"],
+    { user: nobody },
+  );
+
+  assert.equal(result.status, 1, result.stderr);
+  assert.match(result.stderr, new RegExp(`"${local}/src/secret.txt"`));
+  assert.match(result.stderr, /permission denied/);
+});
+
+test("unwritable local folder names permission", {
+  skip: !isRoot,
+}, async (t) => {
+  const { socket, dir, local, rootfs } = await startCopyEndpoint(t);
+  await openToNobody(dir, socket);
+  await chmod(local, 0o755);
+  await writeTree(rootfs, { "f.txt": "x" });
+
+  const result = await runCli(
+    socket,
+    ["cp", "-q", "c1:/f.txt", join(local, "out.txt")],
+    { user: nobody },
+  );
+
+  assert.equal(result.status, 1, result.stderr);
+  assert.match(
+    result.stderr,
+    new RegExp(`cannot write to "${local}": permission denied`),
+  );
+  assert.deepEqual(await readTree(local), {});
+});
+
+test("container permission failure names path", {
+  skip: !isRoot,
+}, async (t) => {
+  const { dir, root, rootfs, local } = await startCopyEndpoint(t);
+  await chmod(join(root, containerId), 0o755);
+  await writeTree(rootfs, { secret: "s", locked: "/" });
+  await chmod(join(rootfs, "secret"), 0o600);
+  await chmod(join(rootfs, "locked"), 0o755);
+  await writeFile(join(local, "f.txt"), "x");
+  await chmod(dir, 0o777);
+  const socket = await startServeProcess(t, dir, root, nobody);
+  const client = connect({ address: socket, protocol });
+  t.after(() => client.close());
+  const signal = new AbortController().signal;
+  const flags = { quiet: true };
+
+  await assert.rejects(
+    runCopy(client, "c1:/secret", join(local, "out"), flags, signal),
+    /failed to stat "c1:\/secret": failed to open "\/secret": permission denied/,
+  );
+  await assert.rejects(
+    runCopy(client, join(local, "f.txt"), "c1:/locked/", flags, signal),
+    /to "c1:\/locked\/f\.txt": failed to open "\/locked\/f\.txt": permission denied/,
+  );
+});

@@ -1,0 +1,80 @@
+import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import {
+  type CopyProgress,
+  copyFromContainer,
+  copyIntoContainer,
+} from "../../src/client/index.js";
+import { patternBytes } from "../helpers/endpoint.js";
+import { containerId, startCopyEndpoint, writeTree } from "./harness.js";
+
+/** Checks that `events` only grow and end at `finalBytes`. */
+function assertSteady(events: CopyProgress[], finalBytes: number): void {
+  assert.ok(events.length > 1, `${events.length} progress events`);
+  for (let i = 1; i < events.length; i++) {
+    assert.ok(events[i]!.bytes >= events[i - 1]!.bytes, `event ${i} shrank`);
+  }
+  assert.equal(events.at(-1)?.bytes, finalBytes);
+}
+
+test("copy in reports estimated total", async (t) => {
+  const { client, local } = await startCopyEndpoint(t);
+  await writeTree(local, { src: "/", "src/sub": "/", "src/tiny": "x" });
+  await writeFile(join(local, "src/a.bin"), patternBytes(3 * 1024 * 1024));
+  await writeFile(join(local, "src/sub/b.bin"), patternBytes(100_000));
+  const events: CopyProgress[] = [];
+  const bytes: number[] = [];
+
+  const summary = await copyIntoContainer(
+    client,
+    join(local, "src"),
+    { containerId, path: "/data" },
+    {
+      onProgress: (event) => events.push(event),
+      onBytes: (total) => bytes.push(total),
+    },
+  );
+
+  assertSteady(events, summary.bytes);
+  assert.equal(bytes.at(-1), summary.bytes);
+  const total = events[0]?.totalBytes;
+  assert.ok(total !== undefined);
+  assert.ok(events.every((event) => event.totalBytes === total));
+  const error = Math.abs(total - summary.bytes) / summary.bytes;
+  assert.ok(error < 0.01, `estimate ${total}, sent ${summary.bytes}`);
+});
+
+test("copy out of file reports total", async (t) => {
+  const { client, local, rootfs } = await startCopyEndpoint(t);
+  await writeFile(join(rootfs, "a.bin"), patternBytes(2 * 1024 * 1024 + 7));
+  const events: CopyProgress[] = [];
+
+  const summary = await copyFromContainer(
+    client,
+    { containerId, path: "/a.bin" },
+    join(local, "a.bin"),
+    { onProgress: (event) => events.push(event) },
+  );
+
+  assertSteady(events, summary.bytes);
+  assert.equal(events[0]?.totalBytes, summary.bytes);
+});
+
+test("copy out of directory has no total", async (t) => {
+  const { client, local, rootfs } = await startCopyEndpoint(t);
+  await writeTree(rootfs, { data: "/" });
+  await writeFile(join(rootfs, "data/a.bin"), patternBytes(1024 * 1024));
+  const events: CopyProgress[] = [];
+
+  const summary = await copyFromContainer(
+    client,
+    { containerId, path: "/data" },
+    join(local, "data"),
+    { onProgress: (event) => events.push(event) },
+  );
+
+  assertSteady(events, summary.bytes);
+  assert.ok(events.every((event) => event.totalBytes === undefined));
+});
