@@ -246,13 +246,18 @@ export async function taskStatus(
 }
 
 /** Runs a command in the running task of `id` and returns its output. */
-export function exec(
+export async function exec(
   env: ContainerdEnv,
   id: string,
   ...command: string[]
 ): Promise<string> {
+  // ctr tasks exec may exit before it has copied all of the process's
+  // output, so the command writes its output to a file on the container's
+  // /dev tmpfs, which stays writable on a read-only root, and it is
+  // read here through the task's /proc root.
   const execId = `e-${randomBytes(4).toString("hex")}`;
-  return ctr(
+  const output = `/dev/.ctt-${execId}.out`;
+  await ctr(
     env,
     "default",
     "tasks",
@@ -260,8 +265,31 @@ export function exec(
     "--exec-id",
     execId,
     id,
+    "sh",
+    "-c",
+    'out="$1"; shift; "$@" > "$out"',
+    "sh",
+    output,
     ...command,
   );
+  const hostPath = `/proc/${await taskPid(env, id)}/root${output}`;
+  try {
+    return await readFile(hostPath, "utf8");
+  } finally {
+    await rm(hostPath, { force: true });
+  }
+}
+
+/** Returns the host pid of the task of container `id`. */
+async function taskPid(env: ContainerdEnv, id: string): Promise<number> {
+  const listing = await ctr(env, "default", "tasks", "ls");
+  for (const line of listing.split("\n").slice(1)) {
+    const [task, pid] = line.trim().split(/\s+/);
+    if (task === id && pid !== undefined) {
+      return Number(pid);
+    }
+  }
+  throw new Error(`no task ${id} in: ${listing}`);
 }
 
 /** Extracts a tar archive of `entries` under `path` in the container. */
