@@ -31,7 +31,7 @@ if (files.length === 0) {
 }
 const result = spawnSync(
   process.execPath,
-  ["--test", "--test-timeout=300000", ...files],
+  ["--test", "--test-timeout=900000", ...files],
   { stdio: "inherit" },
 );
 process.exit(result.status ?? 1);
