@@ -160,6 +160,27 @@ test("killed CLI during copy out", async (t) => {
   await assertServing(endpoint.client);
 });
 
+test("SIGTERM to CLI during copy out", async (t) => {
+  const endpoint = await startCopyEndpoint(t);
+  await writeFile(join(endpoint.rootfs, "big"), "");
+  await truncate(join(endpoint.rootfs, "big"), big);
+  const destination = join(endpoint.local, "copied");
+  const child = spawnCli(endpoint.socket, ["cp", "-q", "c1:/big", destination]);
+  t.after(() => child.kill("SIGKILL"));
+
+  await until(
+    () => endpoint.server.registry.size > 0,
+    "the copy out to open its stream",
+  );
+  await sleep(100);
+  child.kill("SIGTERM");
+  await until(() => child.exitCode !== null, "the CLI to exit");
+
+  assert.notEqual(child.exitCode, 0, "the copy should not succeed");
+  assert.deepEqual(await readdir(endpoint.local), []);
+  await assertDrained(endpoint.server);
+});
+
 /** Starts `serve` in a child process on a new socket. */
 async function startServe(dir: string, root: string) {
   const socket = join(dir, "killed.sock");
