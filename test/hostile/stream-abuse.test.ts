@@ -26,6 +26,7 @@ import {
   WindowUpdateSchema,
   WriteStreamSchema,
 } from "../../src/gen/containerd/types/transfer/streaming_pb.js";
+import { createGrpcTransport } from "../../src/grpc/index.js";
 import type { Transferrer, TransferServer } from "../../src/server/index.js";
 import {
   newStreamId,
@@ -447,6 +448,38 @@ test("oversized ttrpc frame answered, server lives", async (t) => {
   assert.equal(reply.readUInt32BE(4), 1, "reply on another stream");
   assert.equal(reply[8], 2, "the reply is not a Response frame");
   assert.match(reply.toString("latin1"), /limit/);
+  await assertServing(endpoint);
+});
+
+test("oversized gRPC message rejected, server lives", async (t) => {
+  const endpoint = await startEndpoint(t, "grpc");
+  await endpoint.addContainer("c1");
+  // A client whose own limit is above the server's 16 MiB.
+  const transport = createGrpcTransport({
+    path: endpoint.socket,
+    maxMessageBytes: 64 * 1024 * 1024,
+  });
+  t.after(() => transport.close());
+  const stream = await openStream(transport, newStreamId("big"), {
+    headers: endpoint.client.headers,
+  });
+
+  const outcome = rawTransfer(
+    endpoint.client,
+    readStreamAny(stream.id),
+    container,
+  );
+  // The first WindowUpdate shows that the server reads the stream.
+  assert.ok(await stream.receive(), "no window from the server");
+  await stream.send(packData(Buffer.alloc(17 * 1024 * 1024))).catch(() => {});
+
+  assertError(
+    await outcome,
+    Code.ResourceExhausted,
+    /larger than|exceeds|limit/,
+  );
+  await transport.close();
+  await assertDrained(endpoint.server);
   await assertServing(endpoint);
 });
 
