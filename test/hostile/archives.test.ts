@@ -33,7 +33,10 @@ interface Case {
   archives: (outside: string) => Buffer[];
   /** Prepares the extraction base (the folder that gets `data`). */
   plant?: (base: string, outside: string) => Promise<void>;
-  /** "fail": every copy must fail with `pattern`; "ok": all succeed. */
+  /**
+   * Expected outcome: "fail" when every copy must fail with `pattern`, "ok"
+   * when all must succeed, "contained" when either is fine.
+   */
   expect: "fail" | "ok" | "contained";
   pattern?: RegExp;
   /** Tree expected under `base/data` when the copies succeed. */
@@ -180,7 +183,7 @@ const cases: Case[] = [
   },
 ];
 
-/** One PAX record of about `size` bytes: `<length> comment=...\n`. */
+/** Returns one PAX record of about `size` bytes: `<length> comment=...\n`. */
 function paxRecord(size: number): Buffer {
   const value = "a".repeat(size);
   const body = ` comment=${value}\n`;
@@ -213,7 +216,7 @@ function servingArchives(queue: Buffer[]): Transferrer {
   };
 }
 
-/** Runs one copy in `direction`; resolves with the error message or "ok". */
+/** Runs one copy in `direction` and resolves with its error message or "ok". */
 async function copy(
   direction: Direction,
   endpoint: CopyEndpoint,

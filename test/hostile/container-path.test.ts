@@ -32,7 +32,7 @@ async function plantOutside(endpoint: CopyEndpoint): Promise<string> {
   return outside;
 }
 
-/** Copies `path` of container `id` out; resolves with the bytes or error. */
+/** Copies `path` of container `containerId` out and resolves with the bytes or the error. */
 async function readOut(
   endpoint: CopyEndpoint,
   containerId: string,

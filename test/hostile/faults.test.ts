@@ -106,7 +106,7 @@ async function* zeros(total: number, failAt = Number.POSITIVE_INFINITY) {
   }
 }
 
-/** A tar archive of one file of `size` zero bytes, streamed. */
+/** Yields a tar archive of one file of `size` zero bytes. */
 async function* tarOfZeros(size: number, failAt?: number) {
   const header = rawTar([{ name: "stream", size }], { trailer: false });
   yield header;
@@ -129,7 +129,7 @@ test("killed CLI during copy in", async (t) => {
 
   await assertDrained(endpoint.server);
   // The server extracts in place, so the part written before the kill
-  // stays; it is never as long as the source.
+  // stays. It must be shorter than the source.
   assert.ok((await sizeOf(copied)) < big, "the copy finished before the kill");
   await assertServing(endpoint.client);
 });

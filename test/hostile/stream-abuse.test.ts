@@ -68,7 +68,7 @@ function rawStream(client: Client, id = newStreamId("raw")): Promise<Stream> {
   return openStream(client.transport, id, { headers: client.headers });
 }
 
-/** Calls Transfer with hand-made ends; resolves with the error or "ok". */
+/** Calls Transfer with hand-made ends and resolves with its error or "ok". */
 async function rawTransfer(
   client: Client,
   source: Any,
