@@ -217,6 +217,28 @@ test("killed server during copy in", async (t) => {
   const error = await rejection(copying);
   assert.equal(error.code, Code.Unavailable, error.message);
   await rejection(read.wait());
+
+  // A new server replaces the socket file that the killed one left.
+  const restarted = spawn(
+    process.execPath,
+    [mainScript, "serve", "--root", endpoint.root, "--ttrpc", socket],
+    { stdio: "ignore" },
+  );
+  t.after(() => restarted.kill("SIGKILL"));
+  const next = connect({ address: socket, protocol: "ttrpc" });
+  t.after(() => next.close());
+  let failure: unknown;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    failure = await assertServing(next).then(
+      () => undefined,
+      (cause: unknown) => cause,
+    );
+    if (failure === undefined) {
+      break;
+    }
+    await sleep(100);
+  }
+  assert.equal(failure, undefined, `no copy after the restart: ${failure}`);
 });
 
 test("killed server during copy out", async (t) => {
