@@ -14,6 +14,9 @@
  *   was skipped, or its body was padded to the size in its header.
  * - `metadata-failed`: the mode or times of an extracted directory could
  *   not be applied at the end of extraction.
+ * - `outside-skipped`: on a copy out, the archive put an entry outside
+ *   the copied path, by its name or through a symlink, and it was
+ *   dropped.
  */
 export type ArchiveWarningCode =
   | "socket-skipped"
@@ -21,7 +24,8 @@ export type ArchiveWarningCode =
   | "name-skipped"
   | "vanished"
   | "changed"
-  | "metadata-failed";
+  | "metadata-failed"
+  | "outside-skipped";
 
 /**
  * Receives a warning with its code, a message for people and the

@@ -1,7 +1,7 @@
 /**
  * Copy out: a container path to a local path, or to a tar stream.
  */
-import { stat } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import { dirname, join, posix, resolve } from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -81,6 +81,9 @@ export async function copyContainerToLocal(
         Code.DataLoss,
       );
     }
+    if (from.archiveName !== "") {
+      await warnOutsideEntries(staging, from.archiveName, options);
+    }
     if (plan.name === undefined || from.archiveName === "") {
       await moveContentsIntoPlace(staged, plan.target, from.spec, shown);
     } else {
@@ -89,6 +92,29 @@ export async function copyContainerToLocal(
     return { bytes, path: plan.target };
   } finally {
     await removeStaging(staging);
+  }
+}
+
+/**
+ * Reports what the archive put in `staging` beside `archiveName`: entries
+ * named outside it, or written through a symlink that led out of it. The
+ * staging directory is removed with them, so without the warning they
+ * would be lost without a trace.
+ */
+async function warnOutsideEntries(
+  staging: string,
+  archiveName: string,
+  options: CopyOptions,
+): Promise<void> {
+  for (const name of await readdir(staging)) {
+    if (name !== archiveName) {
+      options.onWarning?.(
+        "outside-skipped",
+        `skipped "/${name}": the archive put it outside "/${archiveName}", ` +
+          "the path that was copied",
+        `/${name}`,
+      );
+    }
   }
 }
 

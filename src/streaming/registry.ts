@@ -31,7 +31,13 @@ export interface StreamRegistryOptions {
    * it is aborted. Default 60 000 ms.
    */
   unclaimedTimeoutMs?: number;
-  /** Maximum number of registered streams. Default 1024. */
+  /**
+   * Maximum number of registered streams. Default 1024.
+   *
+   * NOTE: nothing reads an unclaimed stream, so over ttrpc each one may
+   * hold up to the transport's per-call buffer (64 messages of up to
+   * 4 MiB) until `unclaimedTimeoutMs` passes.
+   */
   maxStreams?: number;
 }
 
