@@ -5,7 +5,7 @@
 import { once } from "node:events";
 import type { Writable } from "node:stream";
 import type { ReadableStream, WritableStream } from "node:stream/web";
-import { abortReason, Code, TransferError } from "../errors/index.js";
+import { Code, TransferError } from "../errors/index.js";
 
 /** Bytes to send: a Node Readable, a web ReadableStream or any iterable. */
 export type ByteSource =
