@@ -20,8 +20,8 @@ import {
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
 import { toConnectError } from "../errors/index.js";
+import { removeStaleSocket } from "../transport/socket-path.js";
 import { defaultMaxMessageBytes, sessionMemoryMegabytes } from "./limits.js";
-import { prepareSocketPath } from "./socket-path.js";
 
 const debug = debuglog("grpc");
 
@@ -137,7 +137,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
           Code.FailedPrecondition,
         );
       }
-      await prepareSocketPath(path);
+      await removeStaleSocket(path);
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
         server.listen(path, () => {

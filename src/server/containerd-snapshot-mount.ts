@@ -8,7 +8,7 @@ import { constants } from "node:fs";
 import { type FileHandle, mkdtemp, open, rmdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
-import { abortReason, Code, TransferError } from "../errors/index.js";
+import { Code, orAbort, TransferError } from "../errors/index.js";
 import { type Mount, MountSchema } from "../gen/containerd/types/mount_pb.js";
 import { MountHelper } from "./containerd-mount-helper.js";
 import { findOverlayMount, readMountInfo } from "./containerd-mountinfo.js";
@@ -96,7 +96,7 @@ export class SnapshotMounts {
     };
 
     try {
-      const mounted = await untilAborted(entry.ready, signal);
+      const mounted = await orAbort(entry.ready, signal);
       return { path: `/proc/self/fd/${mounted.root.fd}`, release };
     } catch (error) {
       await release();
@@ -227,27 +227,6 @@ function readOnlyMount(mount: Mount): Mount {
     type: mount.type,
     source: mount.source,
     options: [...options, "ro"],
-  });
-}
-
-/** Waits for `promise`, or rejects as soon as `signal` aborts. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    return Promise.reject(abortReason(signal));
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortReason(signal));
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
   });
 }
 

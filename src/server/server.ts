@@ -12,7 +12,6 @@ import {
   rmdir,
   unlink,
 } from "node:fs/promises";
-import { connect } from "node:net";
 import { dirname, join } from "node:path";
 import { createServiceImplSpec } from "@connectrpc/connect";
 import { Code, codeOfNodeError, TransferError } from "../errors/index.js";
@@ -23,6 +22,7 @@ import {
   StreamRegistry,
   type StreamRegistryOptions,
 } from "../streaming/index.js";
+import { removeStaleSocket, socketInUse } from "../transport/socket-path.js";
 import { createTtrpcServer } from "../ttrpc/index.js";
 import { type ContainerRoots, FolderRoots } from "./container-roots.js";
 import { debugLogger, type Logger } from "./logger.js";
@@ -146,7 +146,9 @@ async function listenOnSocket(
   path: string,
   gid: number | undefined,
 ): Promise<Listener> {
-  await removeStaleSocket(path);
+  await removeStaleSocket(path).catch((error: unknown) => {
+    throw TransferError.from(error);
+  });
   let staging: string | undefined;
   let linked: Stats;
   try {
@@ -158,7 +160,9 @@ async function listenOnSocket(
       await chown(stagedPath, -1, gid);
     }
     await link(stagedPath, path).catch((error: NodeJS.ErrnoException) => {
-      throw error.code === "EEXIST" ? socketInUse(path) : error;
+      throw error.code === "EEXIST"
+        ? TransferError.from(socketInUse(path))
+        : error;
     });
     linked = await lstat(stagedPath);
   } catch (error) {
@@ -186,61 +190,4 @@ async function listenOnSocket(
       }
     },
   };
-}
-
-/**
- * Removes a socket file at `path` that no process accepts connections
- * on. Rejects with AlreadyExists when a server still listens there, and
- * with InvalidArgument when `path` is not a socket.
- */
-async function removeStaleSocket(path: string): Promise<void> {
-  const info = await lstat(path).catch(() => undefined);
-  if (info === undefined) {
-    return;
-  }
-  if (!info.isSocket()) {
-    throw new TransferError(
-      `cannot listen on ${path}: it exists and is not a socket`,
-      Code.InvalidArgument,
-    );
-  }
-  if (await acceptsConnections(path)) {
-    throw socketInUse(path);
-  }
-  await unlink(path);
-}
-
-function socketInUse(path: string): TransferError {
-  return new TransferError(
-    `cannot listen on ${path}: another server is listening on it. Stop ` +
-      "that server or choose another path",
-    Code.AlreadyExists,
-  );
-}
-
-/**
- * Tries to connect. A socket without a listener refuses at once with
- * ECONNREFUSED, and any other error is passed on.
- */
-function acceptsConnections(path: string): Promise<boolean> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(path);
-    socket.setTimeout(1000, () => {
-      // Connected but silent: a server uses the path.
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", (error: NodeJS.ErrnoException) => {
-      socket.destroy();
-      if (error.code === "ECONNREFUSED" || error.code === "ENOENT") {
-        resolve(false);
-      } else {
-        reject(error);
-      }
-    });
-  });
 }

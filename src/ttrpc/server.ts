@@ -13,9 +13,9 @@ import {
   type ServiceImpl,
   type ServiceImplSpec,
 } from "@connectrpc/connect";
+import { removeStaleSocket } from "../transport/socket-path.js";
 import { type LimitOptions, positive, resolveLimits } from "./limits.js";
 import { type MethodTable, ServerConnection } from "./server-connection.js";
-import { removeStaleSocket } from "./socket-path.js";
 
 const debug = debuglog("ttrpc");
 

@@ -1,0 +1,72 @@
+/**
+ * Makes a unix socket path free for a server to listen on.
+ */
+import { lstat, unlink } from "node:fs/promises";
+import { connect } from "node:net";
+import { Code, ConnectError } from "@connectrpc/connect";
+
+/** How long a connect that neither succeeds nor fails may stay pending. */
+const probeTimeoutMs = 1000;
+
+/**
+ * Removes a socket file that no process accepts connections on, as a
+ * server that exited without closing leaves behind. A missing path is
+ * left as it is. Rejects with AlreadyExists when a server still listens
+ * on `path`, and with InvalidArgument when `path` is not a socket.
+ */
+export async function removeStaleSocket(path: string): Promise<void> {
+  const info = await lstat(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === "ENOENT") {
+      return undefined;
+    }
+    throw error;
+  });
+  if (info === undefined) {
+    return;
+  }
+  if (!info.isSocket()) {
+    throw new ConnectError(
+      `cannot listen on ${path}: it exists and is not a socket. Remove it ` +
+        "or choose another path",
+      Code.InvalidArgument,
+    );
+  }
+  if (await acceptsConnections(path)) {
+    throw socketInUse(path);
+  }
+  await unlink(path);
+}
+
+/** Returns the error for a socket path that another server listens on. */
+export function socketInUse(path: string): ConnectError {
+  return new ConnectError(
+    `cannot listen on ${path}: another server is listening on it. Stop ` +
+      "that server or choose another path",
+    Code.AlreadyExists,
+  );
+}
+
+/**
+ * Tries to connect. A socket without a listener refuses at once with
+ * ECONNREFUSED. A connect still pending after the probe timeout counts as
+ * a live server, and any other error is passed on.
+ */
+function acceptsConnections(path: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(path);
+    const settle = (accepting: boolean) => {
+      socket.destroy();
+      resolve(accepting);
+    };
+    socket.setTimeout(probeTimeoutMs, () => settle(true));
+    socket.once("connect", () => settle(true));
+    socket.once("error", (error: NodeJS.ErrnoException) => {
+      socket.destroy();
+      if (error.code === "ECONNREFUSED" || error.code === "ENOENT") {
+        resolve(false);
+      } else {
+        reject(error);
+      }
+    });
+  });
+}
