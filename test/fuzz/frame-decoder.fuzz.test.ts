@@ -14,7 +14,7 @@ import {
 } from "../../src/ttrpc/index.js";
 import { fuzzParameters } from "./settings.js";
 
-/** Longest frame data the decoders under test accept, in bytes. */
+/** Maximum frame data length the decoders under test accept, in bytes. */
 const limit = 256;
 
 type Event =

@@ -37,12 +37,12 @@ export function fuzzParameters<T>(ciRuns: number): Parameters<T> {
 export async function withinMs<T>(
   promise: Promise<T>,
   ms: number,
-  what: string,
+  label: string,
 ): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new Error(`${what} did not settle within ${ms} ms`)),
+      () => reject(new Error(`${label} did not settle within ${ms} ms`)),
       ms,
     );
   });
