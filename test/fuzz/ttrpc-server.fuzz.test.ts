@@ -172,7 +172,7 @@ function encodeOps(ops: Op[]): Buffer[] {
     opened.push(id);
     return id;
   };
-  return ops.map((step) => {
+  const encodeOp = (step: Op): Buffer => {
     switch (step.kind) {
       case "stream":
         return rawFrame(
@@ -222,7 +222,8 @@ function encodeOps(ops: Op[]): Buffer[] {
       case "garbage":
         return Buffer.from(step.bytes);
     }
-  });
+  };
+  return ops.map(encodeOp);
 }
 
 const session = fc.record({
