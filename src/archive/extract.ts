@@ -300,7 +300,15 @@ function discardTrailing(
       }
       discarded += next.value.length;
     }
-    releaseSource(source, iterator);
+    const failure =
+      discarded >= limit
+        ? new TransferError(
+            `more than ${limit} bytes follow the end-of-archive marker: ` +
+              "send the archive without trailing data",
+            Code.InvalidArgument,
+          )
+        : undefined;
+    releaseSource(source, iterator, failure);
   };
   discard()
     .catch(() => {})
@@ -308,16 +316,17 @@ function discardTrailing(
 }
 
 /**
- * Releases the source without waiting: a Readable is destroyed, because
- * its iterator's `return()` waits behind a pending `next()`; any other
- * iterator is returned.
+ * Releases the source without waiting. A Readable is destroyed, with
+ * `failure` if given, because its iterator's `return()` waits behind a
+ * pending `next()`. Any other iterator is returned.
  */
 function releaseSource(
   source: ArchiveSource,
   iterator: AsyncIterator<Uint8Array>,
+  failure?: TransferError,
 ): void {
   if (typeof (source as Readable).destroy === "function") {
-    (source as Readable).destroy();
+    (source as Readable).destroy(failure);
     return;
   }
   iterator.return?.().catch(() => {});

@@ -2,6 +2,7 @@
  * The gRPC server: connect-es service implementations served with the gRPC
  * protocol only, over HTTP/2 without TLS on a unix socket.
  */
+import { setMaxListeners } from "node:events";
 import * as http2 from "node:http2";
 import { debuglog } from "node:util";
 import type { DescService } from "@bufbuild/protobuf";
@@ -89,6 +90,9 @@ export function createServiceSpec<T extends DescService>(
 /** Creates a gRPC server for the given services; see {@link GrpcServer}. */
 export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const shutdown = new AbortController();
+  // Every running call adds an abort listener to this signal and removes it
+  // when the call ends, so more than 10 concurrent calls are normal.
+  setMaxListeners(0, shutdown.signal);
   const maxMessageBytes = options.maxMessageBytes ?? defaultMaxMessageBytes;
   const router = createConnectRouter({
     grpc: true,

@@ -2,6 +2,7 @@
  * The ttrpc server: hosts connect-es service implementations, the same
  * objects that the gRPC server hosts, on a unix socket.
  */
+import { setMaxListeners } from "node:events";
 import * as net from "node:net";
 import { debuglog } from "node:util";
 import type { DescService } from "@bufbuild/protobuf";
@@ -84,6 +85,9 @@ const abortToDestroyMs = 100;
 /** Creates a ttrpc server for the given services; see {@link TtrpcServer}. */
 export function createTtrpcServer(options: TtrpcServerOptions): TtrpcServer {
   const shutdown = new AbortController();
+  // Every running call adds an abort listener to this signal and removes it
+  // when the call ends, so more than 10 concurrent calls are normal.
+  setMaxListeners(0, shutdown.signal);
   const settings = {
     methods: methodTable(options.services),
     limits: resolveLimits(options),

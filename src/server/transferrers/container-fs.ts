@@ -102,7 +102,17 @@ async function copyIn(
     pipe.destroy(error);
   });
   receiving.catch((error) => pipe.destroy(error));
-  await Promise.all([receiving, extracting]);
+  // The extractor can also destroy the pipe itself, when too many bytes
+  // follow the end-of-archive marker. Aborting the stream with that
+  // reason at once lets the client see it instead of the receiver's
+  // report that its sink is closed.
+  pipe.once("error", (error) => stream.abort(error));
+  try {
+    await Promise.all([receiving, extracting]);
+  } catch (error) {
+    // The first failure to reach the pipe names the cause.
+    throw pipe.errored instanceof TransferError ? pipe.errored : error;
+  }
 }
 
 function checkMediaType(mediaType: string, role: string): void {
