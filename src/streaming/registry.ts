@@ -35,8 +35,8 @@ export interface StreamRegistryOptions {
    * Maximum number of registered streams. Default 1024.
    *
    * NOTE: nothing reads an unclaimed stream, so over ttrpc each one may
-   * hold up to the transport's per-call buffer (64 messages of up to
-   * 4 MiB) until `unclaimedTimeoutMs` passes.
+   * hold up to the transport's per-call buffer (by default 16 MiB plus one
+   * message) until `unclaimedTimeoutMs` passes.
    */
   maxStreams?: number;
 }

@@ -21,7 +21,7 @@ import {
   type FrameHeader,
   MessageType,
 } from "./frame.js";
-import { checkMessageSize, oversizedError } from "./limits.js";
+import { checkMessageSize, oversizedError, queueLimits } from "./limits.js";
 import { ReceiveQueue } from "./receive-queue.js";
 import { decodeError, errorFromStatus } from "./status.js";
 
@@ -60,7 +60,7 @@ class ClientStreamCall<I extends DescMessage, O extends DescMessage>
   constructor(connection: ClientConnection, method: DescMethodStreaming<I, O>) {
     this.#connection = connection;
     this.#method = method;
-    this.#queue = new ReceiveQueue(connection.limits.streamBufferMessages, () =>
+    this.#queue = new ReceiveQueue(queueLimits(connection.limits), () =>
       connection.gate.release(this),
     );
   }
@@ -165,13 +165,13 @@ class ClientStreamCall<I extends DescMessage, O extends DescMessage>
 
   #onData(header: FrameHeader, data: Buffer): void {
     if (carriesData(header.flags) && this.#queue.push(data)) {
-      const { streamBufferTimeoutMs, streamBufferMessages } =
-        this.#connection.limits;
+      const { streamBufferTimeoutMs } = this.#connection.limits;
+      const { length, bytes } = this.#queue;
       this.#connection.gate.hold(this, streamBufferTimeoutMs, () =>
         this.abort(
           new ConnectError(
             `ttrpc stream ${this.#streamId}: receive buffer full: ` +
-              `${streamBufferMessages} messages not read within ` +
+              `${length} messages (${bytes} bytes) not read within ` +
               `${streamBufferTimeoutMs} ms; read every open stream`,
             Code.ResourceExhausted,
           ),

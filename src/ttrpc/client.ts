@@ -51,6 +51,11 @@ export interface TtrpcTransportOptions {
    */
   streamBufferMessages?: number;
   /**
+   * Bytes a streaming call buffers before the connection stops reading
+   * the socket. Default 16 MiB.
+   */
+  streamBufferBytes?: number;
+  /**
    * Time in ms that a full stream buffer may stop the connection's
    * reading. A stream whose reader takes no message for that long fails
    * with ResourceExhausted, and reading resumes for the other streams.

@@ -11,6 +11,8 @@ export interface ConnectionLimits {
   maxMessageBytes: number;
   /** Messages a stream buffers before reading pauses. */
   streamBufferMessages: number;
+  /** Bytes a stream buffers before reading pauses. */
+  streamBufferBytes: number;
   /** Time in ms a full stream buffer may pause reading before it fails. */
   streamBufferTimeoutMs: number;
 }
@@ -19,11 +21,19 @@ export interface ConnectionLimits {
 export interface LimitOptions {
   maxMessageBytes?: number;
   streamBufferMessages?: number;
+  streamBufferBytes?: number;
   streamBufferTimeoutMs?: number;
 }
 
 /** Messages a stream buffers by default; Go ttrpc 1.2.9 buffers 64. */
 export const defaultStreamBufferMessages = 64;
+
+/**
+ * Bytes a stream buffers by default. Go ttrpc counts only messages, so 64
+ * messages of 4 MiB could hold 256 MiB for one stream that nobody reads.
+ * 16 MiB is four times the window that our byte streams grant.
+ */
+export const defaultStreamBufferBytes = 16 * 1024 * 1024;
 
 /** Default stream buffer timeout in ms; Go ttrpc 1.2.9 waits 1 s. */
 export const defaultStreamBufferTimeoutMs = 1000;
@@ -51,10 +61,25 @@ export function resolveLimits(options: LimitOptions): ConnectionLimits {
       "streamBufferMessages",
       options.streamBufferMessages ?? defaultStreamBufferMessages,
     ),
+    streamBufferBytes: positive(
+      "streamBufferBytes",
+      options.streamBufferBytes ?? defaultStreamBufferBytes,
+    ),
     streamBufferTimeoutMs: positive(
       "streamBufferTimeoutMs",
       options.streamBufferTimeoutMs ?? defaultStreamBufferTimeoutMs,
     ),
+  };
+}
+
+/** Returns the receive queue limits of one stream. */
+export function queueLimits(limits: ConnectionLimits): {
+  messages: number;
+  bytes: number;
+} {
+  return {
+    messages: limits.streamBufferMessages,
+    bytes: limits.streamBufferBytes,
   };
 }
 

@@ -10,10 +10,13 @@ interface Waiter<T> {
   reject: (error: unknown) => void;
 }
 
-export class ReceiveQueue<T> {
+export class ReceiveQueue<T extends Uint8Array> {
   /** Number of messages at which {@link push} reports the queue full. */
   readonly limit: number;
+  /** Queued bytes at which {@link push} reports the queue full. */
+  readonly limitBytes: number;
   readonly #items: T[] = [];
+  #bytes = 0;
   readonly #waiters: Waiter<T>[] = [];
   readonly #onTake: () => void;
   #ended = false;
@@ -23,8 +26,9 @@ export class ReceiveQueue<T> {
   #discarding = false;
 
   /** `onTake` runs whenever the consumer takes a queued message. */
-  constructor(limit: number, onTake: () => void) {
-    this.limit = limit;
+  constructor(limits: { messages: number; bytes: number }, onTake: () => void) {
+    this.limit = limits.messages;
+    this.limitBytes = limits.bytes;
     this.#onTake = onTake;
   }
 
@@ -32,9 +36,14 @@ export class ReceiveQueue<T> {
     return this.#items.length;
   }
 
-  /** Whether the queue holds `limit` messages or more. */
+  /** Bytes of the queued messages. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Whether the queue holds `limit` messages or `limitBytes` bytes. */
   get full(): boolean {
-    return this.#items.length >= this.limit;
+    return this.#items.length >= this.limit || this.#bytes >= this.limitBytes;
   }
 
   /** Whether end(), fail() or discard() was called. */
@@ -56,6 +65,7 @@ export class ReceiveQueue<T> {
       return false;
     }
     this.#items.push(value);
+    this.#bytes += value.byteLength;
     return this.full;
   }
 
@@ -91,6 +101,7 @@ export class ReceiveQueue<T> {
     this.#error = error;
     this.#hasError = true;
     this.#items.length = 0;
+    this.#bytes = 0;
     this.#settleWaiters();
   }
 
@@ -101,6 +112,7 @@ export class ReceiveQueue<T> {
   discard(): void {
     this.#discarding = true;
     this.#items.length = 0;
+    this.#bytes = 0;
     this.#hasError = false;
     this.#settleWaiters();
   }
@@ -108,6 +120,7 @@ export class ReceiveQueue<T> {
   next(): Promise<IteratorResult<T>> {
     if (this.#items.length > 0) {
       const value = this.#items.shift()!;
+      this.#bytes -= value.byteLength;
       this.#onTake();
       return Promise.resolve({ value, done: false });
     }

@@ -31,7 +31,7 @@ import {
   type FrameHeader,
   MessageType,
 } from "./frame.js";
-import { checkMessageSize } from "./limits.js";
+import { checkMessageSize, queueLimits } from "./limits.js";
 import { headersFromMetadata } from "./metadata.js";
 import { ReceiveQueue } from "./receive-queue.js";
 import type { ServerConnection } from "./server-connection.js";
@@ -87,8 +87,7 @@ export class ServerCall {
 
     const kind = spec.kind;
     if (kind === "client_streaming" || kind === "bidi_streaming") {
-      const { streamBufferMessages } = connection.limits;
-      this.#queue = new ReceiveQueue(streamBufferMessages, () =>
+      this.#queue = new ReceiveQueue(queueLimits(connection.limits), () =>
         connection.gate.release(this),
       );
       if (request.payload.length > 0) {
@@ -132,13 +131,13 @@ export class ServerCall {
       return;
     }
     if (carriesData(header.flags) && this.#queue.push(data)) {
-      const { streamBufferMessages, streamBufferTimeoutMs } =
-        this.#connection.limits;
+      const { streamBufferTimeoutMs } = this.#connection.limits;
+      const { length, bytes } = this.#queue;
       this.#connection.gate.hold(this, streamBufferTimeoutMs, () =>
         this.fail(
           new ConnectError(
             `receive buffer full: the handler did not read any of ` +
-              `${streamBufferMessages} queued messages within ` +
+              `${length} queued messages (${bytes} bytes) within ` +
               `${streamBufferTimeoutMs} ms`,
             Code.ResourceExhausted,
           ),

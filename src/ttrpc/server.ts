@@ -44,6 +44,11 @@ export interface TtrpcServerOptions extends LimitOptions {
    */
   streamBufferMessages?: number;
   /**
+   * Bytes a streaming call buffers before the connection stops reading
+   * the socket. Default 16 MiB.
+   */
+  streamBufferBytes?: number;
+  /**
    * Time in ms that a full buffer may stop the connection's reading. A
    * call whose handler takes no message for that long ends with
    * ResourceExhausted. Default 1000.

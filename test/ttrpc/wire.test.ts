@@ -342,3 +342,40 @@ function statusOf(data: Uint8Array): { code: number; message: string } {
   const status = fromBinary(ResponseSchema, data).status;
   return { code: status?.code ?? 0, message: status?.message ?? "" };
 }
+
+for (const limit of ["bytes", "messages"] as const) {
+  test(`unread stream fails at its ${limit} limit`, async (t) => {
+    const handlerStarted = deferred();
+    const { path } = await startPair(t, {
+      streamBufferBytes: limit === "bytes" ? 64 * 1024 : 1024 ** 3,
+      streamBufferMessages: limit === "messages" ? 4 : 1000,
+      streamBufferTimeoutMs: 200,
+      services: [
+        createServiceImplSpec<typeof Streaming>(Streaming, {
+          // biome-ignore lint/correctness/useYield: this handler never reads.
+          async *stream(_requests, context: HandlerContext) {
+            handlerStarted.resolve();
+            await new Promise((resolve) =>
+              context.signal.addEventListener("abort", resolve),
+            );
+          },
+        }),
+      ],
+    });
+    const peer = await RawPeer.connect(t, path);
+
+    peer.socket.write(openBytes);
+    await handlerStarted.promise;
+    for (let i = 0; i < 8; i++) {
+      peer.send(1, MessageType.Data, 0, Buffer.alloc(16 * 1024));
+    }
+    const failed = await peer.frame(0, 5000);
+
+    assert.equal(failed.header.streamId, 1);
+    assert.equal(failed.header.type, MessageType.Response);
+    const status = statusOf(failed.data);
+    assert.equal(status.code, Code.ResourceExhausted);
+    assert.match(status.message, /receive buffer full/);
+    assert.match(status.message, /4 queued messages \(65536 bytes\)/);
+  });
+}
