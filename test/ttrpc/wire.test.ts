@@ -352,7 +352,6 @@ for (const limit of ["bytes", "messages"] as const) {
       streamBufferTimeoutMs: 200,
       services: [
         createServiceImplSpec<typeof Streaming>(Streaming, {
-          // biome-ignore lint/correctness/useYield: this handler never reads.
           async *stream(_requests, context: HandlerContext) {
             handlerStarted.resolve();
             await new Promise((resolve) =>
