@@ -7,3 +7,4 @@ export {
   unpackAny,
   unpackKnownAny,
 } from "./any.js";
+export { encodeMessage, recordEncoding } from "./encoding.js";

@@ -11,6 +11,7 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { encodeMessage } from "../any/index.js";
 import { ResponseSchema } from "../gen/ttrpc/request_pb.js";
 import type { CallHandler, ClientConnection } from "./client-connection.js";
 import { encodeRequest, type RequestEnvelope } from "./client-request.js";
@@ -233,7 +234,7 @@ class ClientStreamCall<I extends DescMessage, O extends DescMessage>
           writer.write(this.#streamId, MessageType.Data, closeFlags);
           return;
         }
-        const data = toBinary(this.#method.input, result.value);
+        const data = encodeMessage(this.#method.input, result.value);
         checkMessageSize(
           "request message",
           data.length,

@@ -23,6 +23,7 @@ import {
   invokeUnaryImplementation,
   transformInvokeImplementation,
 } from "@connectrpc/connect/protocol";
+import { encodeMessage } from "../any/index.js";
 import { type Request, ResponseSchema } from "../gen/ttrpc/request_pb.js";
 import {
   carriesData,
@@ -197,7 +198,10 @@ export class ServerCall {
       if (this.#finished) {
         return;
       }
-      const data = toBinary(method.output, output as MessageShape<DescMessage>);
+      const data = encodeMessage(
+        method.output,
+        output as MessageShape<DescMessage>,
+      );
       if (kind === "client_streaming") {
         response = data;
         continue;

@@ -1,0 +1,41 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { toBinary } from "@bufbuild/protobuf";
+import { AnySchema } from "@bufbuild/protobuf/wkt";
+import { encodeMessage } from "../../src/any/index.js";
+import { DataSchema } from "../../src/gen/containerd/types/transfer/streaming_pb.js";
+import { packData, unpackData } from "../../src/streaming/index.js";
+
+test("packData encoding matches toBinary", () => {
+  for (const size of [1, 127, 128, 16_384, 300_000]) {
+    const payload = Buffer.alloc(size, size % 251);
+    const any = packData(payload);
+    const recorded = encodeMessage(AnySchema, any);
+    assert.deepEqual(
+      Buffer.from(recorded),
+      Buffer.from(toBinary(AnySchema, { ...any })),
+      `recorded Any encoding of a ${size}-byte payload`,
+    );
+    assert.deepEqual(
+      Buffer.from(any.value),
+      Buffer.from(
+        toBinary(DataSchema, { $typeName: DataSchema.typeName, data: payload }),
+      ),
+      `Data value of a ${size}-byte payload`,
+    );
+    assert.deepEqual(Buffer.from(unpackData(any)), payload);
+  }
+});
+
+test("encodeMessage ignores another schema", () => {
+  const any = packData(Buffer.from("abc"));
+  const encoded = encodeMessage(DataSchema, {
+    $typeName: DataSchema.typeName,
+    data: Buffer.from("xyz"),
+  });
+  assert.deepEqual(
+    Buffer.from(encoded),
+    Buffer.from([0x0a, 3, 0x78, 0x79, 0x7a]),
+  );
+  assert.ok(any.value.length > 0);
+});
