@@ -16,6 +16,12 @@ const copyDataMaxBytes = 2048;
 
 const noData = new Uint8Array(0);
 
+// Bytes the socket may buffer before a sender waits for 'drain'. A frame
+// of stream data is often larger than the socket's 16 KiB high-water
+// mark, so waiting at that mark would leave the kernel buffer empty while
+// the sender encodes the next frame.
+const bufferedMaxBytes = 1024 * 1024;
+
 export class FrameWriter {
   readonly #socket: Socket;
   #corked = false;
@@ -30,12 +36,12 @@ export class FrameWriter {
   }
 
   /**
-   * Whether the socket's buffer is below its high-water mark, so a sender
-   * may write more now. A closed socket counts as writable: writes to it
+   * Whether the socket buffers less than 1 MiB, so a sender may write more
+   * now. A closed socket counts as writable: writes to it
    * are dropped, and the calls on it fail through the connection.
    */
   get writable(): boolean {
-    return !this.#socket.writableNeedDrain || this.#closed;
+    return this.#socket.writableLength < bufferedMaxBytes || this.#closed;
   }
 
   /**
@@ -72,8 +78,8 @@ export class FrameWriter {
   }
 
   /**
-   * Resolves when the socket can take more (its 'drain' event) or is
-   * closed. Every waiter of one drain shares one listener.
+   * Resolves when the socket has written its buffer (its 'drain' event)
+   * or is closed. Every waiter of one drain shares one listener.
    */
   whenWritable(): Promise<void> {
     if (this.writable) {
