@@ -1,7 +1,7 @@
 /**
  * The receiving side of a flow-controlled byte stream. It grants the first
- * window before any Data can arrive and grants again whenever less than one
- * window is outstanding. Credit counts bytes the sink has taken, so a slow
+ * window before any Data can arrive and grants again whenever half of the
+ * window or less is outstanding. Credit counts bytes the sink has taken, so a slow
  * sink slows the sender instead of filling memory.
  */
 import { Code, orAbort, TransferError } from "../errors/index.js";
@@ -56,10 +56,15 @@ export async function receiveBytes(
   let granted = 0;
   let received = 0;
 
+  // Once half of the window is used, the grant tops the sender's credit up
+  // to a whole window again. That is one WindowUpdate per half window, not
+  // one per Data message, and the sender never holds more than a window.
   const grant = async () => {
-    if (granted - received < window) {
-      await orAbort(stream.send(packWindowUpdate(window)), signal);
-      granted += window;
+    const outstanding = granted - received;
+    if (outstanding <= window / 2) {
+      const update = window - outstanding;
+      await orAbort(stream.send(packWindowUpdate(update)), signal);
+      granted += update;
     }
   };
 
