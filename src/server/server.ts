@@ -19,6 +19,7 @@ import { Streaming } from "../gen/containerd/services/streaming/v1/streaming_pb.
 import { Transfer } from "../gen/containerd/services/transfer/v1/transfer_pb.js";
 import { createGrpcServer } from "../grpc/index.js";
 import {
+  largeWindowBytes,
   StreamRegistry,
   type StreamRegistryOptions,
 } from "../streaming/index.js";
@@ -38,7 +39,10 @@ export interface TransferServerOptions {
   containers?: ContainerRoots;
   /** Transferrers tried before the built-in ones. */
   transferrers?: Transferrer[];
-  /** Bytes granted to client senders at a time. Default 64 KiB. */
+  /**
+   * Bytes granted to client senders at a time. Default 4 MiB; a Go client
+   * still sends its 32 KiB chunks within it.
+   */
   windowBytes?: number;
   streams?: StreamRegistryOptions;
   log?: Logger;
@@ -81,7 +85,7 @@ export class TransferServer {
       ...(containers
         ? [
             containerFsTransferrer(containers, {
-              windowBytes: options.windowBytes,
+              windowBytes: options.windowBytes ?? largeWindowBytes,
             }),
           ]
         : []),

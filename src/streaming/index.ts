@@ -23,5 +23,6 @@ export {
   checkWindowUpdate,
   goMaxChunkBytes,
   goWindowBytes,
+  largeWindowBytes,
   maxCredit,
 } from "./window.js";

@@ -9,6 +9,13 @@ import { Code, TransferError } from "../errors/index.js";
 export const goMaxChunkBytes = 32 * 1024;
 /** The window every containerd Go receiver grants at a time (64 KiB). */
 export const goWindowBytes = 64 * 1024;
+/**
+ * The window that this package's receivers grant by default where the
+ * sender may be one of ours (4 MiB). It lets a sender of this package send
+ * large chunks and keep several in flight. Go senders still send 32 KiB
+ * chunks, and wait for grants less often.
+ */
+export const largeWindowBytes = 4 * 1024 * 1024;
 /** WindowUpdate.update is an int32; credit can never exceed this. */
 export const maxCredit = 2 ** 31 - 1;
 

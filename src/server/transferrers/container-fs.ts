@@ -13,7 +13,10 @@ import type { TransferEnd } from "../transfer-ends.js";
 import type { TransferContext, Transferrer } from "../transferrer.js";
 
 export interface ContainerFsOptions {
-  /** Bytes granted to a client sender at a time. Default 64 KiB. */
+  /**
+   * Bytes granted to a client sender at a time. Default 64 KiB;
+   * TransferServer passes 4 MiB.
+   */
   windowBytes?: number;
 }
 
