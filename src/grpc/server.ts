@@ -22,7 +22,12 @@ import {
 } from "@connectrpc/connect-node";
 import { toConnectError } from "../errors/index.js";
 import { removeStaleSocket } from "../transport/socket-path.js";
-import { defaultMaxMessageBytes, sessionMemoryMegabytes } from "./limits.js";
+import {
+  defaultMaxMessageBytes,
+  http2Settings,
+  sessionMemoryMegabytes,
+  widenConnectionWindow,
+} from "./limits.js";
 
 const debug = debuglog("grpc");
 
@@ -114,7 +119,10 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   }
 
   const server = http2.createServer(
-    { maxSessionMemory: sessionMemoryMegabytes(maxMessageBytes) },
+    {
+      maxSessionMemory: sessionMemoryMegabytes(maxMessageBytes),
+      settings: http2Settings,
+    },
     (request, response) => serveRequest(handlers, request, response),
   );
   // A server error with no listener, such as EMFILE on accept after
@@ -123,6 +131,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session) => {
     sessions.add(session);
+    widenConnectionWindow(session);
     session.on("close", () => sessions.delete(session));
     // An unhandled session error would crash the process; the calls on
     // that session already fail on their own.

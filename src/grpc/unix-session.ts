@@ -14,6 +14,7 @@ import {
   Http2SessionManager,
   type Http2SessionOptions,
 } from "@connectrpc/connect-node";
+import { http2Settings } from "./limits.js";
 import { watchStream } from "./stream-watch.js";
 
 const debug = debuglog("grpc");
@@ -39,6 +40,7 @@ export class UnixSessionManager extends Http2SessionManager {
     super(unixAuthority, pingOptions, {
       createConnection: () => connectSocket(path, connectTimeoutMs),
       maxSessionMemory: maxSessionMemoryMegabytes,
+      settings: http2Settings,
     });
     this.path = path;
   }
