@@ -11,11 +11,12 @@ export const goMaxChunkBytes = 32 * 1024;
 export const goWindowBytes = 64 * 1024;
 /**
  * The window that this package's receivers grant by default where the
- * sender may be one of ours (4 MiB). It lets a sender of this package send
- * large chunks and keep several in flight. Go senders still send 32 KiB
- * chunks, and wait for grants less often.
+ * sender may be one of ours (1 MiB). It lets a sender of this package send
+ * 256 KiB chunks with several in flight. A Go sender's 32 KiB chunks then
+ * fill at most 32 messages, below the 64 that a ttrpc stream buffers
+ * before its connection stops reading.
  */
-export const largeWindowBytes = 4 * 1024 * 1024;
+export const largeWindowBytes = 1024 * 1024;
 /** WindowUpdate.update is an int32; credit can never exceed this. */
 export const maxCredit = 2 ** 31 - 1;
 

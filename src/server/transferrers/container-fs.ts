@@ -15,7 +15,7 @@ import type { TransferContext, Transferrer } from "../transferrer.js";
 export interface ContainerFsOptions {
   /**
    * Bytes granted to a client sender at a time. Default 64 KiB;
-   * TransferServer passes 4 MiB.
+   * TransferServer passes 1 MiB.
    */
   windowBytes?: number;
 }
