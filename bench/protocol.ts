@@ -126,17 +126,30 @@ function* blocks(bytes: number): Generator<Uint8Array> {
   }
 }
 
-/** Collects the byte counts the child reports, one per transfer. */
-async function collect(child: ChildProcess, count: number): Promise<number[]> {
-  const totals: number[] = [];
-  while (totals.length < count) {
-    const message = (await nextMessage(child)) as { received?: number };
-    if (typeof message.received !== "number") {
-      throw new Error(`unexpected message from the receiver: ${message}`);
-    }
-    totals.push(message.received);
-  }
-  return totals;
+/**
+ * Collects the byte counts the child reports, one per transfer. One
+ * listener takes them all, because several can arrive in one tick.
+ */
+function collect(child: ChildProcess, count: number): Promise<number[]> {
+  return new Promise((resolve, reject) => {
+    const totals: number[] = [];
+    const onExit = (code: number | null) =>
+      reject(new Error(`receiver exited ${code}`));
+    const onMessage = (message: { received?: number }) => {
+      if (typeof message.received !== "number") {
+        reject(new Error(`unexpected message from the receiver: ${message}`));
+        return;
+      }
+      totals.push(message.received);
+      if (totals.length === count) {
+        child.off("message", onMessage);
+        child.off("exit", onExit);
+        resolve(totals);
+      }
+    };
+    child.on("message", onMessage);
+    child.once("exit", onExit);
+  });
 }
 
 async function checkReceived(totals: number[], bytes: number): Promise<void> {
@@ -210,6 +223,9 @@ async function receiver(
 }
 
 if (process.argv[2] === "--receiver") {
+  // Exiting on SIGTERM, rather than being killed by it, lets
+  // `node --cpu-prof` write the receiver's profile.
+  process.on("SIGTERM", () => process.exit(0));
   const [protocol, socket, windowBytes] = process.argv.slice(3) as [
     BenchProtocol,
     string,
