@@ -235,30 +235,30 @@ async function benchScaling(work: string): Promise<void> {
     await rm(join(work, "root"), { recursive: true, force: true });
   }
 
-  const each = (quick ? 8 : 16) * mib;
+  const bytesPerTransfer = (quick ? 8 : 16) * mib;
   console.log(
-    `\n5b. concurrent transfers of ${each / mib} MiB each from memory over ` +
+    `\n5b. concurrent transfers of ${bytesPerTransfer / mib} MiB each from memory over ` +
       "one connection; MiB/s is the total",
   );
   printRow(["transport", "transfers", "MiB/s", "pipe MiB/s", "ratio"]);
   const socket = join(work, "scaling.sock");
   for (const concurrency of [1, 8, 64]) {
     const pipeMs = await measureProtocol(
-      { protocol: "pipe", bytes: each, concurrency },
+      { protocol: "pipe", bytes: bytesPerTransfer, concurrency },
       socket,
     );
-    const pipe = rate(each * concurrency, pipeMs);
+    const pipe = rate(bytesPerTransfer * concurrency, pipeMs);
     for (const protocol of ["ttrpc", "grpc"] as const) {
       const ms = await measureProtocol(
         {
           protocol,
-          bytes: each,
+          bytes: bytesPerTransfer,
           concurrency,
           windowBytes: largeWindowBytes,
         },
         socket,
       );
-      const total = rate(each * concurrency, ms);
+      const total = rate(bytesPerTransfer * concurrency, ms);
       printRow([
         protocol,
         String(concurrency),
@@ -315,7 +315,10 @@ function copy(server: BenchServer, args: string[]) {
   );
 }
 
-/** Writes `count` files of 1 to 8 KiB in folders of 500; returns bytes. */
+/**
+ * Writes `count` files of 1 to 8 KiB in folders of 500 and returns their
+ * total bytes.
+ */
 async function writeSmallFiles(tree: string, count: number): Promise<number> {
   const content = randomBytes(8 * 1024);
   let bytes = 0;

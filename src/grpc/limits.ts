@@ -19,7 +19,7 @@ export function sessionMemoryMegabytes(maxMessageBytes: number): number {
  * HTTP/2 flow-control window of each stream, and of the server's
  * connections: 4 MiB. HTTP/2 starts both at 64 KiB, which lets one stream
  * have only 64 KiB in flight on a local socket. grpc-go grows its windows
- * by measuring the link; a fixed larger window serves a local socket.
+ * by measuring the link, and a fixed larger window serves a local socket.
  */
 export const http2WindowBytes = 4 * 1024 * 1024;
 

@@ -58,7 +58,7 @@ export async function receiveBytes(
 
   // Once half of the window is used, the grant tops the sender's credit up
   // to a whole window again. That is one WindowUpdate per half window, not
-  // one per Data message, and the sender never holds more than a window.
+  // one per Data message, and the sender never has more than a window of credit.
   const grant = async () => {
     const outstanding = granted - received;
     if (outstanding <= window / 2) {

@@ -98,7 +98,7 @@ function unexpected(any: Any, expected: string): TransferError {
   );
 }
 
-/** Writes `n` as a varint at `offset`; returns the offset after it. */
+/** Writes `n` as a varint at `offset` and returns the offset after it. */
 function writeVarint(target: Uint8Array, offset: number, n: number): number {
   let position = offset;
   while (n >= 0x80) {

@@ -14,7 +14,7 @@ import type { TransferContext, Transferrer } from "../transferrer.js";
 
 export interface ContainerFsOptions {
   /**
-   * Bytes granted to a client sender at a time. Default 64 KiB;
+   * Bytes granted to a client sender at a time. Default 64 KiB, and
    * TransferServer passes 1 MiB.
    */
   windowBytes?: number;
