@@ -12,7 +12,7 @@ import { bodyPadding, encodeHeader, headerFields } from "./tar-header.js";
 import type { WarningHandler } from "./warning.js";
 
 /** Bytes read from a file at a time; also the stream's high-water mark. */
-export const chunkBytes = 1024 * 1024;
+export const chunkBytes = 256 * 1024;
 
 /** State of one packing run. */
 export interface PackContext {

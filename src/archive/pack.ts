@@ -63,7 +63,7 @@ export interface PackOptions {
  * naming the first. Sockets are skipped with a `socket-skipped` warning.
  * The archive ends with two zero blocks and no record padding.
  *
- * Files are read in 1 MiB chunks as the consumer reads the stream. The
+ * Files are read in 256 KiB chunks as the consumer reads the stream. The
  * stream fails with NotFound when `path` does not exist, PermissionDenied
  * when something cannot be read, InvalidArgument when the path itself is
  * a socket, and Canceled when the signal aborts. A failed archive has no
