@@ -14,10 +14,11 @@
  * 4. Scaling: copies in of 1 MiB and 64 MiB files, and 1, 8 and 64
  *    concurrent transfers over one connection of each protocol.
  *
- * BENCH_QUICK=1 runs smaller sizes (about a minute). BENCH_BYTES sets the
- * large file's size (default 1 GiB, 128 MiB quick). BENCH_FILES sets the
- * number of small files (default 20 000, 2 000 quick). BENCH_ONLY takes a
- * comma-separated list of sections to run: protocol, copy, small, scaling.
+ * BENCH_QUICK=1 runs smaller sizes (22 s on a shared 2-core VM).
+ * BENCH_BYTES sets the large file's size (default 1 GiB, 128 MiB quick).
+ * BENCH_FILES sets the number of small files (default 20 000, 2 000
+ * quick). BENCH_ONLY takes a comma-separated list of sections to run:
+ * protocol, copy, small, scaling.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -219,7 +220,9 @@ async function benchSmallFiles(work: string): Promise<void> {
 }
 
 async function benchScaling(work: string): Promise<void> {
-  console.log("\n5a. copy in by file size, over ttrpc (1 GiB: see 2.)");
+  console.log(
+    "\n5a. copy in by file size, over ttrpc (the large file: see 2.)",
+  );
   printRow(["size", "MiB/s", "client peak", "server peak"]);
   const server = await startServer(work);
   try {
