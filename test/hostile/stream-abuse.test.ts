@@ -29,6 +29,7 @@ import {
 import { createGrpcTransport } from "../../src/grpc/index.js";
 import type { Transferrer, TransferServer } from "../../src/server/index.js";
 import {
+  largeWindowBytes,
   newStreamId,
   openStream,
   packData,
@@ -134,7 +135,8 @@ for (const protocol of protocols) {
     const endpoint = await startEndpoint(t, protocol);
     await endpoint.addContainer("c1");
     const stream = await rawStream(endpoint.client);
-    await stream.send(packData(Buffer.alloc(100_000, 1)));
+    // One byte more than the server's first grant.
+    await stream.send(packData(Buffer.alloc(largeWindowBytes + 1, 1)));
 
     const outcome = await rawTransfer(
       endpoint.client,
