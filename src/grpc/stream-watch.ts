@@ -39,6 +39,7 @@ export function watchStream(
   stream: http2.ClientHttp2Stream,
   describe: string,
   closedReason: () => ConnectError | undefined,
+  lostCause: () => Error | undefined = () => undefined,
 ): void {
   const session = stream.session;
   let settled = false;
@@ -70,7 +71,7 @@ export function watchStream(
     if (settled || stream.endAfterHeaders) {
       return;
     }
-    const error = failure(stream, session, describe, closedReason);
+    const error = failure(stream, session, describe, closedReason, lostCause);
     // connect-node listens for "error" for the whole life of the stream;
     // without a listener, emitting would throw.
     if (error && stream.listenerCount("error") > 0) {
@@ -87,11 +88,20 @@ function failure(
   session: http2.Http2Session | undefined,
   describe: string,
   closedReason: () => ConnectError | undefined,
+  lostCause: () => Error | undefined,
 ): ConnectError | undefined {
   if (isLost(session)) {
+    const cause = lostCause();
     return (
       closedReason() ??
-      new ConnectError(`connection lost during ${describe}`, Code.Unavailable)
+      new ConnectError(
+        `connection lost during ${describe}` +
+          (cause ? `: ${cause.message}` : ""),
+        Code.Unavailable,
+        undefined,
+        undefined,
+        cause,
+      )
     );
   }
   const code = stream.rstCode ?? NGHTTP2_NO_ERROR;

@@ -25,6 +25,8 @@ export const unixAuthority = "http://localhost";
 export class UnixSessionManager extends Http2SessionManager {
   readonly path: string;
   #closedReason: ConnectError | undefined;
+  // The error that destroyed the newest socket, if any.
+  #socketError: Error | undefined;
 
   /**
    * `maxSessionMemoryMegabytes` is Node.js's `maxSessionMemory`: past it,
@@ -38,7 +40,23 @@ export class UnixSessionManager extends Http2SessionManager {
     pingOptions: Http2SessionOptions,
   ) {
     super(unixAuthority, pingOptions, {
-      createConnection: () => connectSocket(path, connectTimeoutMs),
+      createConnection: () => {
+        this.#socketError = undefined;
+        const socket = connectSocket(path, connectTimeoutMs);
+        socket.once("error", (error) => {
+          this.#socketError = error;
+        });
+        socket.once("end", () => {
+          if (socket.bytesRead === 0) {
+            this.#socketError ??= new Error(
+              `${path} closed the connection without an HTTP/2 answer: is ` +
+                "it a ttrpc socket? Use the ttrpc protocol (--protocol " +
+                "ttrpc) for it",
+            );
+          }
+        });
+        return socket;
+      },
       maxSessionMemory: maxSessionMemoryMegabytes,
       settings: http2Settings,
     });
@@ -72,7 +90,12 @@ export class UnixSessionManager extends Http2SessionManager {
       throw this.#closedReason ?? connectFailure(this.path, cause);
     }
 
-    watchStream(stream, `${path} on ${this.path}`, () => this.#closedReason);
+    watchStream(
+      stream,
+      `${path} on ${this.path}`,
+      () => this.#closedReason,
+      () => this.#socketError,
+    );
     return stream;
   }
 
@@ -111,7 +134,25 @@ function connectSocket(path: string, timeoutMs: number): net.Socket {
   timer.unref();
 
   const clear = () => clearTimeout(timer);
-  socket.once("connect", clear);
+  socket.once("connect", () => {
+    clear();
+    // A gRPC server sends its HTTP/2 settings as soon as a client
+    // connects. A peer that sends nothing, such as a ttrpc server reading
+    // the client's preface as one oversized frame, would otherwise hold
+    // every call until the keepalive ping times out.
+    const silence = setTimeout(() => {
+      if (socket.bytesRead === 0) {
+        const error: NodeJS.ErrnoException = new Error(
+          `no HTTP/2 answer within ${timeoutMs} ms from ${path}: is it a ` +
+            "ttrpc socket? Use the ttrpc protocol (--protocol ttrpc) for it",
+        );
+        error.code = "ETIMEDOUT";
+        socket.destroy(error);
+      }
+    }, timeoutMs);
+    silence.unref();
+    socket.once("close", () => clearTimeout(silence));
+  });
   socket.once("close", clear);
   return socket;
 }

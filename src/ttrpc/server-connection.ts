@@ -34,6 +34,11 @@ export interface ServerSettings {
   debug: (message: string) => void;
 }
 
+// The first 8 bytes of the HTTP/2 client preface, "PRI * HT", read as the
+// length and stream id of a ttrpc frame header.
+const http2PrefaceLength = 0x50524920;
+const http2PrefaceStreamId = 0x2a204854;
+
 export class ServerConnection implements FrameSink {
   readonly id: number;
   readonly writer: FrameWriter;
@@ -130,6 +135,17 @@ export class ServerConnection implements FrameSink {
 
   onOversized(header: FrameHeader): void {
     const { streamId } = header;
+    if (
+      this.#lastStreamId === 0 &&
+      header.length === http2PrefaceLength &&
+      streamId === http2PrefaceStreamId
+    ) {
+      // "PRI * HTTP/2.0" read as a frame header: a gRPC client. Closing at
+      // once spares it from waiting for an answer that cannot come.
+      this.debug("closed: the client speaks HTTP/2 (gRPC), not ttrpc");
+      this.#socket.destroy();
+      return;
+    }
     const error = oversizedError(
       streamId,
       header.length,

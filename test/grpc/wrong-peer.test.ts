@@ -1,0 +1,58 @@
+/**
+ * A gRPC client pointed at a socket that does not speak HTTP/2 must fail
+ * with a message that names the likely mistake, not wait for a keepalive.
+ */
+import assert from "node:assert/strict";
+import { createServer, type Socket } from "node:net";
+import { test } from "node:test";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Transfer } from "../../src/gen/containerd/services/transfer/v1/transfer_pb.js";
+import { createGrpcTransport } from "../../src/grpc/index.js";
+import { createTtrpcServer } from "../../src/ttrpc/index.js";
+import { tempSocket } from "./harness.js";
+
+async function transferError(path: string): Promise<ConnectError> {
+  const transport = createGrpcTransport({ path, connectTimeoutMs: 300 });
+  try {
+    await createClient(Transfer, transport).transfer({});
+  } catch (error) {
+    assert.ok(error instanceof ConnectError, `got ${error}`);
+    return error;
+  } finally {
+    await transport.close();
+  }
+  assert.fail("the call succeeded");
+}
+
+test("gRPC client on ttrpc server", async (t) => {
+  const path = await tempSocket(t);
+  const server = createTtrpcServer({ services: [] });
+  await server.listen(path);
+  t.after(() => server.close());
+
+  const error = await transferError(path);
+
+  assert.equal(error.code, Code.Unavailable);
+  assert.match(error.rawMessage, /without an HTTP\/2 answer/);
+  assert.match(error.rawMessage, /--protocol ttrpc/);
+});
+
+test("gRPC client on silent socket", async (t) => {
+  const path = await tempSocket(t);
+  const sockets: Socket[] = [];
+  const silent = createServer((socket) => {
+    sockets.push(socket);
+  });
+  await new Promise<void>((resolve) => silent.listen(path, resolve));
+  t.after(async () => {
+    for (const socket of sockets) {
+      socket.destroy();
+    }
+    await new Promise((resolve) => silent.close(resolve));
+  });
+
+  const error = await transferError(path);
+
+  assert.equal(error.code, Code.Unavailable);
+  assert.match(error.rawMessage, /no HTTP\/2 answer within 300 ms/);
+});
