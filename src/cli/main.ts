@@ -42,6 +42,9 @@ function buildProgram(): Command {
         .env("CONTAINERD_NAMESPACE")
         .default("default"),
     )
+    // Global options go before the command, so that a command's own
+    // short options, such as cp's -a, do not collide with them.
+    .enablePositionalOptions()
     .exitOverride()
     .showHelpAfterError();
 

@@ -5,7 +5,7 @@
  * because root may read and write anything.
  */
 import assert from "node:assert/strict";
-import { chmod, writeFile } from "node:fs/promises";
+import { chmod, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { runCopy } from "../../src/cli/cp.js";
@@ -44,6 +44,22 @@ test("missing local source exits 1", async (t) => {
     result.stderr,
     new RegExp(`cannot copy "${local}/absent.txt": no such file`),
   );
+});
+
+test("cp short -a means archive", async (t) => {
+  const { socket, local, rootfs } = await startCopyEndpoint(t);
+  await writeFile(join(local, "owned.txt"), "kept\n");
+
+  const result = await runCli(socket, [
+    "cp",
+    "-a",
+    "-q",
+    join(local, "owned.txt"),
+    "c1:/owned.txt",
+  ]);
+
+  assert.equal(result.status, 0, result.stderr);
+  assert.equal(await readFile(join(rootfs, "owned.txt"), "utf8"), "kept\n");
 });
 
 test("missing container source exits 1", async (t) => {
