@@ -9,6 +9,8 @@
  * `where` is the entry's container path, for messages. `onRemove` is
  * called after an existing name was unlinked.
  */
+
+import { randomBytes } from "node:crypto";
 import { type BigIntStats, constants } from "node:fs";
 import {
   type FileHandle,
@@ -16,11 +18,12 @@ import {
   lstat,
   mkdir,
   open,
+  rename,
   symlink,
   unlink,
 } from "node:fs/promises";
 import { Code, TransferError } from "../errors/index.js";
-import type { DirectoryHandle } from "./directory-handle.js";
+import { childPath, type DirectoryHandle } from "./directory-handle.js";
 import { errnoOf, fileError } from "./file-error.js";
 
 /** Attempts at one name that other processes keep changing. */
@@ -70,6 +73,100 @@ export async function openForWriting(
       return file;
     }
     await file.close();
+  }
+}
+
+/**
+ * Creates a new file beside `parent.name` under a hidden name that no
+ * other writer uses. A file's content goes there first and takes its
+ * name only once it is complete, so that a failed or concurrent write
+ * never leaves a partial file under the name.
+ */
+export async function createTempSibling(
+  parent: EntryParent,
+  where: string,
+): Promise<{ temp: EntryParent; file: FileHandle }> {
+  const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
+  for (let attempt = 0; ; attempt++) {
+    checkAttempts(attempt, where);
+    const name = `.${parent.name.slice(0, 200)}.ct-${randomBytes(6).toString("hex")}`;
+    const temp = {
+      directory: parent.directory,
+      name,
+      path: childPath(parent.directory, name),
+    };
+    const file = await open(
+      temp.path,
+      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
+      0o600,
+    ).catch((error) => ignoreErrno(error, "EEXIST", "create", where));
+    if (file !== undefined) {
+      return { temp, file };
+    }
+  }
+}
+
+/**
+ * Gives the complete file `temp` the name `parent.name`, replacing a
+ * non-directory there. A name that cannot be replaced because it is a
+ * mount point, such as a file bind-mounted into a container, gets the
+ * content copied into it instead. `temp` is removed either way.
+ */
+export async function placeFile(
+  temp: EntryParent,
+  parent: EntryParent,
+  where: string,
+  onRemove: () => void,
+): Promise<void> {
+  try {
+    const existing = await lstatChild(parent, where);
+    if (existing?.isDirectory()) {
+      throw conflict(where, "a file", existing);
+    }
+    const renamed = await rename(temp.path, parent.path).then(
+      () => true,
+      (error) => ignoreErrno(error, "EBUSY", "rename", where),
+    );
+    if (renamed) {
+      if (existing !== undefined) {
+        onRemove();
+      }
+      return;
+    }
+    await copyInto(temp, parent, where, onRemove);
+  } finally {
+    await unlink(temp.path).catch(() => {});
+  }
+}
+
+/** Copies the content, mode and times of `temp` into the file `parent`. */
+async function copyInto(
+  temp: EntryParent,
+  parent: EntryParent,
+  where: string,
+  onRemove: () => void,
+): Promise<void> {
+  const source = await open(temp.path, constants.O_RDONLY);
+  const target = await openForWriting(parent, where, onRemove);
+  try {
+    const chunk = Buffer.allocUnsafe(256 * 1024);
+    for (;;) {
+      const { bytesRead } = await source.read(chunk, 0, chunk.length);
+      if (bytesRead === 0) {
+        break;
+      }
+      await writeAll(target, chunk.subarray(0, bytesRead), where);
+    }
+    const info = await source.stat();
+    await target.chmod(info.mode & 0o7777).catch((error) => {
+      throw fileError(error, "set the mode of", where);
+    });
+    await target.utimes(info.atime, info.mtime).catch((error) => {
+      throw fileError(error, "set the times of", where);
+    });
+  } finally {
+    await target.close();
+    await source.close();
   }
 }
 

@@ -14,6 +14,7 @@ import {
   lstat,
   lutimes,
   open,
+  unlink,
 } from "node:fs/promises";
 import type { ReadEntry } from "tar";
 import { Code, TransferError } from "../errors/index.js";
@@ -23,10 +24,11 @@ import { entryTimes, ownerOf, permissions } from "./entry-metadata.js";
 import {
   createHardLink,
   createSymlink,
+  createTempSibling,
   type EntryParent,
   noFollowDirectory,
-  openForWriting,
   openOrCreateDirectory,
+  placeFile,
   writeAll,
 } from "./entry-target.js";
 import { errnoOf, fileError } from "./file-error.js";
@@ -198,7 +200,7 @@ export class EntryWriter {
     stop: AbortSignal,
   ): Promise<void> {
     const parent = await this.#openParent(names, where);
-    const file = await openForWriting(parent, where, this.#markStale);
+    const { temp, file } = await createTempSibling(parent, where);
     try {
       let written = 0;
       for await (const chunk of entry as AsyncIterable<Buffer>) {
@@ -226,9 +228,13 @@ export class EntryWriter {
           throw fileError(error, "set the times of", where);
         });
       }
-    } finally {
+    } catch (error) {
       await file.close();
+      await unlink(temp.path).catch(() => {});
+      throw error;
     }
+    await file.close();
+    await placeFile(temp, parent, where, this.#markStale);
   }
 
   async #writeSymlink(

@@ -3,6 +3,7 @@ import { once } from "node:events";
 import {
   lstat,
   mkdir,
+  readdir,
   readFile,
   readlink,
   stat,
@@ -69,12 +70,11 @@ test("destination that is a file fails", async (t) => {
   );
 });
 
-test("existing file truncated in place", async (t) => {
+test("existing file replaced whole", async (t) => {
   const { root } = await makeLayout(t);
   await writeFile(join(root, "conf"), "a much longer old content", {
     mode: 0o600,
   });
-  const before = await lstat(join(root, "conf"));
 
   await extractArchive(
     root,
@@ -83,9 +83,23 @@ test("existing file truncated in place", async (t) => {
   );
 
   const after = await lstat(join(root, "conf"));
-  assert.equal(after.ino, before.ino);
   assert.equal(after.mode & 0o777, 0o640);
   assert.equal(await readFile(join(root, "conf"), "utf8"), "new");
+  assert.deepEqual(await readdir(root), ["conf"]);
+});
+
+test("truncated entry keeps existing file", async (t) => {
+  const { root } = await makeLayout(t);
+  await writeFile(join(root, "conf"), "old content");
+  const archive = rawArchive([{ path: "conf", body: "x".repeat(4096) }]);
+
+  await assert.rejects(
+    extractArchive(root, "/", chunked(archive.subarray(0, 512 + 1000))),
+    (error: TransferError) => error.code === Code.DataLoss,
+  );
+
+  assert.equal(await readFile(join(root, "conf"), "utf8"), "old content");
+  assert.deepEqual(await readdir(root), ["conf"]);
 });
 
 test("existing directory keeps its mode", async (t) => {
@@ -347,3 +361,18 @@ function fixChecksum(block: Buffer): void {
   }
   block.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148, "ascii");
 }
+
+test("concurrent writes leave one whole file", async (t) => {
+  const { root } = await makeLayout(t);
+  const bodies = ["a", "b"].map((letter) => letter.repeat(1024 * 1024));
+
+  await Promise.all(
+    bodies.map((body) =>
+      extractArchive(root, "/", chunked(rawArchive([{ path: "f", body }]))),
+    ),
+  );
+
+  const result = await readFile(join(root, "f"), "utf8");
+  assert.ok(bodies.includes(result), "the file mixes both copies");
+  assert.deepEqual(await readdir(root), ["f"]);
+});

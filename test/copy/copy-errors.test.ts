@@ -151,6 +151,6 @@ test("container permission failure names path", {
   );
   await assert.rejects(
     runCopy(client, join(local, "f.txt"), "c1:/locked/", flags, signal),
-    /to "c1:\/locked\/f\.txt": failed to open "\/locked\/f\.txt": permission denied/,
+    /to "c1:\/locked\/f\.txt": failed to create "\/locked\/f\.txt": permission denied/,
   );
 });
