@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { once } from "node:events";
 import {
   lstat,
@@ -375,4 +376,28 @@ test("concurrent writes leave one whole file", async (t) => {
   const result = await readFile(join(root, "f"), "utf8");
   assert.ok(bodies.includes(result), "the file mixes both copies");
   assert.deepEqual(await readdir(root), ["f"]);
+});
+
+test("bind-mounted file gets content in place", {
+  skip: process.getuid?.() !== 0 && "needs root to bind-mount",
+}, async (t) => {
+  const { base, root } = await makeLayout(t);
+  const mounted = join(root, "hosts");
+  const backing = join(base, "backing");
+  await writeFile(mounted, "");
+  await writeFile(backing, "old\n");
+  execFileSync("mount", ["--bind", backing, mounted]);
+  try {
+    await extractArchive(
+      root,
+      "/",
+      chunked(rawArchive([{ path: "hosts", body: "new\n", mode: 0o644 }])),
+    );
+  } finally {
+    // Before the layout's clean-up, which cannot remove a mount point.
+    execFileSync("umount", [mounted]);
+  }
+
+  assert.equal(await readFile(backing, "utf8"), "new\n");
+  assert.deepEqual(await readdir(root), ["hosts"]);
 });
