@@ -58,7 +58,9 @@ export function addImageCommand(program: Command, signal: AbortSignal): void {
     };
   const image = program
     .command("image")
-    .description("import, export, tag and list images in containerd");
+    .description(
+      "pull, push, import, export, tag, list and remove images in containerd",
+    );
   addRegistryCommands(image, () => connect(program.opts()), signal);
 
   image

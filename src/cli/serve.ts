@@ -60,6 +60,9 @@ export async function runServe(
       Code.InvalidArgument,
     );
   }
+  if (flags.root !== undefined) {
+    await checkRoot(flags.root);
+  }
   const gid =
     flags.group === undefined ? undefined : await groupId(flags.group);
 
@@ -73,9 +76,10 @@ export async function runServe(
   try {
     await server.listen({ ttrpc: flags.ttrpc, grpc: flags.grpc, gid });
     log.info("server started", {
-      containerd: flags.containerd,
-      root: flags.root,
-      group: flags.group,
+      ...(flags.containerd === undefined
+        ? { root: flags.root }
+        : { containerd: flags.containerd }),
+      ...(flags.group === undefined ? {} : { group: flags.group }),
       pid: process.pid,
     });
     await new Promise<void>((resolve) => {
@@ -130,4 +134,23 @@ async function groupId(group: string): Promise<number> {
     );
   }
   return Number(gid);
+}
+
+/** Rejects unless `root` is a directory, naming what it is instead. */
+async function checkRoot(root: string): Promise<void> {
+  const info = await lstat(root).catch((error: NodeJS.ErrnoException) => {
+    throw new TransferError(
+      `invalid --root ${root}: ${error.code === "ENOENT" ? "no such directory" : error.message}. ` +
+        "Give the folder that holds <container id>/rootfs",
+      Code.InvalidArgument,
+      error,
+    );
+  });
+  if (!info.isDirectory()) {
+    throw new TransferError(
+      `invalid --root ${root}: not a directory. Give the folder that ` +
+        "holds <container id>/rootfs",
+      Code.InvalidArgument,
+    );
+  }
 }

@@ -154,3 +154,18 @@ test("container permission failure names path", {
     /to "c1:\/locked\/f\.txt": failed to create "\/locked\/f\.txt": permission denied/,
   );
 });
+
+test("serve rejects missing root", async (t) => {
+  const { dir } = await startCopyEndpoint(t);
+
+  const result = await runCli(join(dir, "unused.sock"), [
+    "serve",
+    "--root",
+    join(dir, "absent"),
+    "--ttrpc",
+    join(dir, "second.sock"),
+  ]);
+
+  assert.equal(result.status, 2, result.stderr);
+  assert.match(result.stderr, /invalid --root .*absent: no such directory/);
+});
