@@ -49,7 +49,7 @@ export class UnixSessionManager extends Http2SessionManager {
         socket.once("end", () => {
           if (socket.bytesRead === 0) {
             this.#socketError ??= new Error(
-              `${path} closed the connection without an HTTP/2 answer: is ` +
+              `${path} closed the connection without an HTTP/2 response: is ` +
                 "it a ttrpc socket? Use the ttrpc protocol (--protocol " +
                 "ttrpc) for it",
             );
@@ -143,7 +143,7 @@ function connectSocket(path: string, timeoutMs: number): net.Socket {
     const silence = setTimeout(() => {
       if (socket.bytesRead === 0) {
         const error: NodeJS.ErrnoException = new Error(
-          `no HTTP/2 answer within ${timeoutMs} ms from ${path}: is it a ` +
+          `no HTTP/2 response within ${timeoutMs} ms from ${path}: is it a ` +
             "ttrpc socket? Use the ttrpc protocol (--protocol ttrpc) for it",
         );
         error.code = "ETIMEDOUT";

@@ -41,7 +41,7 @@ export class ReceiveQueue<T extends Uint8Array> {
     return this.#bytes;
   }
 
-  /** Whether the queue holds `limit` messages or `limitBytes` bytes. */
+  /** Whether the queue contains `limit` messages or `limitBytes` bytes. */
   get full(): boolean {
     return this.#items.length >= this.limit || this.#bytes >= this.limitBytes;
   }

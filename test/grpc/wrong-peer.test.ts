@@ -33,7 +33,7 @@ test("gRPC client on ttrpc server", async (t) => {
   const error = await transferError(path);
 
   assert.equal(error.code, Code.Unavailable);
-  assert.match(error.rawMessage, /without an HTTP\/2 answer/);
+  assert.match(error.rawMessage, /without an HTTP\/2 response/);
   assert.match(error.rawMessage, /--protocol ttrpc/);
 });
 
@@ -54,5 +54,5 @@ test("gRPC client on silent socket", async (t) => {
   const error = await transferError(path);
 
   assert.equal(error.code, Code.Unavailable);
-  assert.match(error.rawMessage, /no HTTP\/2 answer within 300 ms/);
+  assert.match(error.rawMessage, /no HTTP\/2 response within 300 ms/);
 });
