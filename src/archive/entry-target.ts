@@ -87,9 +87,12 @@ export async function createTempSibling(
   where: string,
 ): Promise<{ temp: EntryParent; file: FileHandle }> {
   const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
+  // At most 100 bytes of the name, so that the hidden name stays within
+  // the 255-byte limit of a file name.
+  const prefix = Buffer.from(parent.name).subarray(0, 100).toString();
   for (let attempt = 0; ; attempt++) {
     checkAttempts(attempt, where);
-    const name = `.${parent.name.slice(0, 200)}.ct-${randomBytes(6).toString("hex")}`;
+    const name = `.${prefix}.ct-${randomBytes(6).toString("hex")}`;
     const temp = {
       directory: parent.directory,
       name,

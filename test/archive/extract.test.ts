@@ -401,3 +401,17 @@ test("bind-mounted file gets content in place", {
   assert.equal(await readFile(backing, "utf8"), "new\n");
   assert.deepEqual(await readdir(root), ["hosts"]);
 });
+
+test("longest multibyte name extracted", async (t) => {
+  const { root } = await makeLayout(t);
+  // 255 bytes of two- and three-byte characters, the longest file name.
+  const name = "é".repeat(42) + "€".repeat(57);
+
+  await extractArchive(
+    root,
+    "/",
+    chunked(rawArchive([{ path: name, body: "x", pax: true }])),
+  );
+
+  assert.deepEqual(await readdir(root), [name]);
+});
