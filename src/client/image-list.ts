@@ -55,9 +55,7 @@ export async function listImages(
       { filters: options.filters ?? [] },
       { signal: options.signal, headers: client.headers },
     );
-    return response.images
-      .map(toRecord)
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return response.images.map(toRecord).sort(byName);
   } catch (error) {
     throw TransferError.from(error);
   }
@@ -124,4 +122,12 @@ function toRecord(image: Image): ImageRecord {
     createdAt: image.createdAt ? timestampDate(image.createdAt) : undefined,
     updatedAt: image.updatedAt ? timestampDate(image.updatedAt) : undefined,
   };
+}
+
+/** Orders images by name, comparing UTF-16 code units. */
+function byName(a: { name: string }, b: { name: string }): number {
+  if (a.name < b.name) {
+    return -1;
+  }
+  return a.name > b.name ? 1 : 0;
 }

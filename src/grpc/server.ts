@@ -21,7 +21,7 @@ import {
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
 import { toConnectError } from "../errors/index.js";
-import { removeStaleSocket } from "../transport/socket-path.js";
+import { listenOnPath } from "../transport/socket-path.js";
 import {
   defaultMaxMessageBytes,
   http2Settings,
@@ -150,14 +150,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
           Code.FailedPrecondition,
         );
       }
-      await removeStaleSocket(path);
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(path, () => {
-          server.off("error", reject);
-          resolve();
-        });
-      });
+      await listenOnPath(server, path);
       listening = path;
       debug("listening on %s", path);
     },

@@ -35,7 +35,7 @@ import { echoTransferrer } from "./transferrers/echo.js";
 export interface TransferServerOptions {
   /** Folder whose `<container id>/rootfs` folders are the containers. */
   root?: string;
-  /** Where container roots come from; overrides `root`. */
+  /** Source of the container roots; overrides `root`. */
   containers?: ContainerRoots;
   /** Transferrers tried before the built-in ones. */
   transferrers?: Transferrer[];

@@ -13,7 +13,7 @@ export type ByteSource =
   | Iterable<Uint8Array>
   | ReadableStream<Uint8Array>;
 
-/** Where received bytes go: a Node Writable or a web WritableStream. */
+/** Destination of received bytes: a Node Writable or a web WritableStream. */
 export type ByteSink = Writable | WritableStream<Uint8Array>;
 
 /** Returns an iterator over a source that checks every chunk is bytes. */

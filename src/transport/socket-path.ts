@@ -2,7 +2,7 @@
  * Makes a unix socket path free for a server to listen on.
  */
 import { lstat, unlink } from "node:fs/promises";
-import { connect } from "node:net";
+import { connect, type Server } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
 
 /** How long a connect that neither succeeds nor fails may stay pending. */
@@ -35,6 +35,25 @@ export async function removeStaleSocket(path: string): Promise<void> {
     throw socketInUse(path);
   }
   await unlink(path);
+}
+
+/**
+ * Makes `server` listen on the unix socket `path`, after removing a stale
+ * socket file there. Rejects as {@link removeStaleSocket} does, or with the
+ * error of `listen()`.
+ */
+export async function listenOnPath(
+  server: Server,
+  path: string,
+): Promise<void> {
+  await removeStaleSocket(path);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(path, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
 }
 
 /** Returns the error for a socket path that another server listens on. */

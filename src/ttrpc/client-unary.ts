@@ -1,5 +1,5 @@
 /**
- * A unary call: one Request frame with flags 0, answered by one Response
+ * A unary call: one Request frame with flags 0, followed by one Response
  * frame.
  */
 import {

@@ -92,7 +92,7 @@ export function decodeFrameHeader(source: Buffer, offset = 0): FrameHeader {
   };
 }
 
-/** Whether a Data frame's flags say it carries a message. */
+/** Returns whether a Data frame's flags mark it as carrying a message. */
 export function carriesData(flags: number): boolean {
   return (flags & Flag.NoData) === 0;
 }

@@ -30,7 +30,7 @@ export const defaultStreamBufferMessages = 64;
 
 /**
  * Bytes a stream buffers by default. Go ttrpc counts only messages, so 64
- * messages of 4 MiB could hold 256 MiB for one stream that nobody reads.
+ * messages of 4 MiB could hold 256 MiB for one stream that no consumer reads.
  * 16 MiB is four times the window that our byte streams grant.
  */
 export const defaultStreamBufferBytes = 16 * 1024 * 1024;

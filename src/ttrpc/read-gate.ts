@@ -45,7 +45,7 @@ export class ReadGate {
   }
 
   /**
-   * Reads on if `holder` holds the gate. Frames resume on the next tick, so
+   * Reads on if `holder` has the gate. Frames resume on the next tick, so
    * a consumer that releases from inside a read is not re-entered.
    */
   release(holder: object): void {

@@ -1,6 +1,6 @@
 /**
  * One accepted connection on the server: it checks stream ids, routes
- * frames to calls, and answers Requests that open no call with a status.
+ * frames to calls, and responds with a status to Requests that open no call.
  */
 import type { Socket } from "node:net";
 import { format } from "node:util";
@@ -141,7 +141,7 @@ export class ServerConnection implements FrameSink {
       streamId === http2PrefaceStreamId
     ) {
       // "PRI * HTTP/2.0" read as a frame header: a gRPC client. Closing at
-      // once spares it from waiting for an answer that cannot come.
+      // once spares it from waiting for a response that never comes.
       this.debug("closed: the client speaks HTTP/2 (gRPC), not ttrpc");
       this.#socket.destroy();
       return;

@@ -14,7 +14,7 @@ import {
   type ServiceImpl,
   type ServiceImplSpec,
 } from "@connectrpc/connect";
-import { removeStaleSocket } from "../transport/socket-path.js";
+import { listenOnPath } from "../transport/socket-path.js";
 import { type LimitOptions, positive, resolveLimits } from "./limits.js";
 import { type MethodTable, ServerConnection } from "./server-connection.js";
 
@@ -23,7 +23,7 @@ const debug = debuglog("ttrpc");
 /**
  * A service to host: a `ServiceImplSpec` from connect-es's
  * `createServiceImplSpec()`, or a descriptor with its implementation.
- * Methods that the implementation leaves out answer Unimplemented.
+ * Methods that the implementation leaves out fail with Unimplemented.
  */
 export type TtrpcService =
   | ServiceImplSpec
@@ -34,7 +34,7 @@ export interface TtrpcServerOptions extends LimitOptions {
   services: readonly TtrpcService[];
   /**
    * Maximum data length in bytes of a frame sent or received. A larger
-   * frame from a client is discarded and its stream answered with
+   * frame from a client is discarded and its stream failed with
    * ResourceExhausted. Default 4 MiB, the fixed limit of Go ttrpc.
    */
   maxMessageBytes?: number;
@@ -131,14 +131,7 @@ export function createTtrpcServer(options: TtrpcServerOptions): TtrpcServer {
           Code.FailedPrecondition,
         );
       }
-      await removeStaleSocket(path);
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(path, () => {
-          server.off("error", reject);
-          resolve();
-        });
-      });
+      await listenOnPath(server, path);
       address = path;
       debug("listening on %s", path);
     },

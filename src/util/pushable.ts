@@ -2,7 +2,7 @@
  * A queue that one side pushes to and the other consumes as an async
  * iterable. `push` resolves only when the consumer has taken the value, so a
  * producer that awaits it runs at the consumer's pace and the queue never
- * holds more than `limit` values.
+ * contains more than `limit` values.
  */
 import { Code, TransferError } from "../errors/index.js";
 

@@ -252,9 +252,9 @@ export async function exec(
   ...command: string[]
 ): Promise<string> {
   // ctr tasks exec may exit before it has copied all of the process's
-  // output, so the command writes its output to a file on the container's
-  // /dev tmpfs, which stays writable on a read-only root, and it is
-  // read here through the task's /proc root.
+  // output. So the command writes its output to a file on the container's
+  // /dev tmpfs, which stays writable on a read-only root, and this reads
+  // the file through the task's /proc root.
   const execId = `e-${randomBytes(4).toString("hex")}`;
   const output = `/dev/.ctt-${execId}.out`;
   await ctr(

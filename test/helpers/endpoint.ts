@@ -17,7 +17,7 @@ export interface Endpoint {
   client: Client;
   server: TransferServer;
   socket: string;
-  /** Temporary folder; `root` holds the containers. */
+  /** Temporary folder, with the containers under `root`. */
   dir: string;
   root: string;
   /** Creates container `id` and returns its rootfs path. */
