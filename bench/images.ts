@@ -27,7 +27,7 @@ import { type RunResult, run } from "./measure.js";
 
 const runs = Number(process.env.BENCH_RUNS ?? 1);
 
-const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+const cli = fileURLToPath(new URL("../cli.js", import.meta.url));
 const mib = 1024 * 1024;
 
 interface Archive {

@@ -26,7 +26,7 @@ import {
 } from "./load-workload.js";
 import { peakRss } from "./measure.js";
 
-const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+const cli = fileURLToPath(new URL("../cli.js", import.meta.url));
 const mib = 1024 * 1024;
 
 const phases: LoadPhase[] = [

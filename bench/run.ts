@@ -39,7 +39,7 @@ import { measureFloor } from "./floor.js";
 import { peakRss, run, samplePeak } from "./measure.js";
 import { type BenchProtocol, measureProtocol } from "./protocol.js";
 
-const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+const cli = fileURLToPath(new URL("../cli.js", import.meta.url));
 const mib = 1024 * 1024;
 
 const quick = process.env.BENCH_QUICK === "1";

@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import {
@@ -105,9 +105,25 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
 }
 
 function defaultSource(): string {
-  const packageRoot = fileURLToPath(new URL("../../../", import.meta.url));
+  const packageRoot = findPackageRoot();
   const modules = join(packageRoot, "node_modules");
   return existsSync(modules) ? modules : join(packageRoot, "src");
+}
+
+/**
+ * Returns the folder that contains this package's package.json. The code
+ * runs from dist/src/cli/ as compiled, and from dist/ as the bundled command.
+ */
+function findPackageRoot(): string {
+  let folder = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(folder, "package.json"))) {
+    const parent = dirname(folder);
+    if (parent === folder) {
+      return process.cwd();
+    }
+    folder = parent;
+  }
+  return folder;
 }
 
 function countTree(entries: Map<string, TreeEntry>) {

@@ -27,7 +27,7 @@ import { TransferServer } from "../../src/server/index.js";
 import { ReadStream, WriteStream } from "../../src/transfer/index.js";
 import { containerdEnv, copyIn, exec, uniqueId } from "./harness.js";
 
-const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+const cli = fileURLToPath(new URL("../../cli.js", import.meta.url));
 
 async function tempDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "ctt-sock-"));

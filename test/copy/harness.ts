@@ -139,9 +139,9 @@ export async function inodeOf(path: string): Promise<number> {
   return (await lstat(path)).ino;
 }
 
-/** The compiled CLI entry point. */
+/** The bundled command, as installed. */
 export const mainScript = fileURLToPath(
-  new URL("../../src/cli/main.js", import.meta.url),
+  new URL("../../cli.js", import.meta.url),
 );
 
 /** A user and group to run a child process as. */

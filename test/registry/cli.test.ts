@@ -14,7 +14,7 @@ import {
   uniqueRepository,
 } from "./registry-env.js";
 
-const main = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+const main = fileURLToPath(new URL("../../cli.js", import.meta.url));
 
 interface CliResult {
   code: number;

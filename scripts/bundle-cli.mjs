@@ -1,0 +1,23 @@
+/**
+ * Bundles the command-line tool into one file, dist/cli.js, after `tsc`
+ * has compiled the sources. Node.js 20 loads each ES module file on its
+ * own. Loading the tool's 300 modules took about half of its start-up
+ * time (0.2 of 0.4 s) and 10 MB of its memory, measured with `--help`.
+ */
+import { build } from "esbuild";
+
+await build({
+  entryPoints: ["dist/src/cli/main.js"],
+  outfile: "dist/cli.js",
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  // CommonJS dependencies call require(); an ES module has none of its own.
+  banner: {
+    js:
+      'import { createRequire } from "node:module";\n' +
+      "const require = createRequire(import.meta.url);",
+  },
+  logLevel: "warning",
+});
