@@ -198,6 +198,12 @@ async function runImport(
   }
 }
 
+/**
+ * Bytes the export file buffers before its writer waits. containerd sends
+ * 32 KiB at a time, so the default 16 KiB would wait after every message.
+ */
+const exportBufferBytes = 1024 * 1024;
+
 async function runExport(
   client: Client,
   file: string,
@@ -235,10 +241,15 @@ async function runExport(
     quiet: flags.quiet,
   });
   try {
-    await exportImage(client, names, createWriteStream(partial), {
-      ...options,
-      onBytes: (bytes) => progress.update(bytes),
-    });
+    await exportImage(
+      client,
+      names,
+      createWriteStream(partial, { highWaterMark: exportBufferBytes }),
+      {
+        ...options,
+        onBytes: (bytes) => progress.update(bytes),
+      },
+    );
     progress.stop();
     await rename(partial, file);
   } catch (error) {

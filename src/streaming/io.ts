@@ -2,7 +2,6 @@
  * Adapters that let the byte sender read from Node and web streams and the
  * byte receiver write to them with backpressure.
  */
-import { once } from "node:events";
 import type { Writable } from "node:stream";
 import type { ReadableStream, WritableStream } from "node:stream/web";
 import { Code, TransferError } from "../errors/index.js";
@@ -82,19 +81,11 @@ function nodeWriter(sink: Writable, end: boolean): SinkWriter {
       if (sink.write(chunk)) {
         return;
       }
-      const controller = new AbortController();
       try {
-        await Promise.race([
-          once(sink, "drain", { signal: controller.signal }),
-          once(sink, "close", { signal: controller.signal }).then(() => {
-            throw failure ?? new Error("the sink closed before draining");
-          }),
-        ]);
+        await drained(sink);
       } catch (error) {
         failure ??= error;
         throw failed();
-      } finally {
-        controller.abort();
       }
     },
     async end() {
@@ -154,6 +145,27 @@ function webWriter(sink: WritableStream<Uint8Array>, end: boolean): SinkWriter {
       writer.abort(error).catch(() => {});
     },
   };
+}
+
+/**
+ * Resolves on the sink's next 'drain' and rejects if it closes first. A sink
+ * whose buffer is smaller than a chunk waits here after every write, so
+ * this uses plain listeners: `once` with an AbortSignal builds an AbortError
+ * each time it is cleaned up.
+ */
+function drained(sink: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onDrain = () => {
+      sink.off("close", onClose);
+      resolve();
+    };
+    const onClose = () => {
+      sink.off("drain", onDrain);
+      reject(new Error("the sink closed before draining"));
+    };
+    sink.once("drain", onDrain);
+    sink.once("close", onClose);
+  });
 }
 
 function describe(error: unknown): string {
