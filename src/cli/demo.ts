@@ -6,9 +6,8 @@
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { basename, dirname, join } from "node:path";
+import { basename, join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { fileURLToPath } from "node:url";
 import {
   connect,
   copyFromContainer,
@@ -16,6 +15,7 @@ import {
 } from "../client/index.js";
 import { TransferServer } from "../server/index.js";
 import { formatBytes, formatRate } from "./format.js";
+import { packageRoot } from "./package-info.js";
 import { compareTrees, summarizeTree, type TreeEntry } from "./tree.js";
 
 export interface DemoOptions {
@@ -105,25 +105,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
 }
 
 function defaultSource(): string {
-  const packageRoot = findPackageRoot();
-  const modules = join(packageRoot, "node_modules");
-  return existsSync(modules) ? modules : join(packageRoot, "src");
-}
-
-/**
- * Returns the folder that contains this package's package.json. The code
- * runs from dist/src/cli/ as compiled, and from dist/ as the bundled command.
- */
-function findPackageRoot(): string {
-  let folder = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(folder, "package.json"))) {
-    const parent = dirname(folder);
-    if (parent === folder) {
-      return process.cwd();
-    }
-    folder = parent;
-  }
-  return folder;
+  const root = packageRoot() ?? process.cwd();
+  const modules = join(root, "node_modules");
+  return existsSync(modules) ? modules : join(root, "src");
 }
 
 function countTree(entries: Map<string, TreeEntry>) {

@@ -10,6 +10,7 @@ import { Code, TransferError } from "../errors/index.js";
 import { addCopyOptions, type CopyFlags, runCopy } from "./cp.js";
 import { runDemo } from "./demo.js";
 import { addImageCommand } from "./image.js";
+import { packageVersion } from "./package-info.js";
 import { addServeCommand } from "./serve.js";
 import { addStatCommand } from "./stat.js";
 
@@ -20,6 +21,8 @@ interface GlobalFlags {
 }
 
 const interrupt = new AbortController();
+// The global flags once parsed, for messages about the endpoint.
+let programFlags: Partial<GlobalFlags> = {};
 
 function buildProgram(): Command {
   const program = new Command("containerd-transfer")
@@ -27,6 +30,7 @@ function buildProgram(): Command {
       "Copy files into and out of containers, and move images, through " +
         "containerd's Transfer service",
     )
+    .version(packageVersion(), "-V, --version")
     .addOption(
       new Option("-a, --address <socket>", "unix socket of the endpoint")
         .env("CONTAINERD_ADDRESS")
@@ -46,7 +50,10 @@ function buildProgram(): Command {
     // short options, such as cp's -a, do not collide with them.
     .enablePositionalOptions()
     .exitOverride()
-    .showHelpAfterError();
+    .showHelpAfterError()
+    .hook("preAction", () => {
+      programFlags = program.opts<GlobalFlags>();
+    });
 
   addCopyOptions(
     program
@@ -107,11 +114,32 @@ function report(error: unknown): number {
     return error.exitCode === 0 ? 0 : 2;
   }
   const failure = TransferError.from(error);
-  process.stderr.write(`containerd-transfer: ${failure.rawMessage}\n`);
+  process.stderr.write(`containerd-transfer: ${describe(failure)}\n`);
   if (failure.code === Code.Canceled && interrupt.signal.aborted) {
     return 130;
   }
   return failure.code === Code.InvalidArgument ? 2 : 1;
+}
+
+/**
+ * Returns the message to print. A peer without the requested service or
+ * method responds only "service NAME", "method NAME" or "unknown method
+ * NAME", so the message names the endpoint too.
+ */
+function describe(failure: TransferError): string {
+  const missing = /^(?:unknown )?(service|method) (\S+)$/.exec(
+    failure.rawMessage,
+  );
+  if (failure.code !== Code.Unimplemented || missing === null) {
+    return failure.rawMessage;
+  }
+  const { address, protocol } = programFlags;
+  return (
+    `${protocol} endpoint ${address} does not implement the ${missing[1]} ` +
+    `${missing[2]}. Image commands need containerd's gRPC socket; cp and ` +
+    "stat need a shim or `containerd-transfer serve` that serves container " +
+    "paths"
+  );
 }
 
 await main();

@@ -53,6 +53,13 @@ export async function runServe(
       Code.InvalidArgument,
     );
   }
+  if (flags.ttrpc !== undefined && flags.ttrpc === flags.grpc) {
+    throw new TransferError(
+      `invalid sockets: --ttrpc and --grpc both name ${flags.ttrpc}. Give ` +
+        "each protocol its own socket",
+      Code.InvalidArgument,
+    );
+  }
   if ((flags.root === undefined) === (flags.containerd === undefined)) {
     throw new TransferError(
       "give exactly one of --containerd SOCKET (containerd's containers) " +

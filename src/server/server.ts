@@ -138,6 +138,21 @@ export class TransferServer {
 }
 
 /**
+ * Returns why listening failed. The staging folder beside the socket is
+ * an internal step, so a failure there names the socket's folder instead.
+ */
+function listenFailure(error: unknown, path: string): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === "ENOENT") {
+    return `folder ${dirname(path)} does not exist; create it first`;
+  }
+  if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
+    return `cannot create a socket in folder ${dirname(path)} (${code})`;
+  }
+  return (error as Error).message;
+}
+
+/**
  * Makes `server` listen on `path` with the final mode and group from the
  * first moment. The server listens in a new private directory beside
  * `path`, the socket gets its mode and group there, and a hard link then
@@ -151,6 +166,15 @@ async function listenOnSocket(
   gid: number | undefined,
 ): Promise<Listener> {
   await removeStaleSocket(path).catch((error: unknown) => {
+    // A system call that failed carries its name, unlike the errors that
+    // removeStaleSocket raises itself.
+    if ((error as NodeJS.ErrnoException).syscall !== undefined) {
+      throw new TransferError(
+        `cannot listen on ${path}: ${listenFailure(error, path)}`,
+        codeOfNodeError(error) ?? Code.Unknown,
+        error,
+      );
+    }
     throw TransferError.from(error);
   });
   let staging: string | undefined;
@@ -174,7 +198,7 @@ async function listenOnSocket(
     throw error instanceof TransferError
       ? error
       : new TransferError(
-          `cannot listen on ${path}: ${(error as Error).message}`,
+          `cannot listen on ${path}: ${listenFailure(error, path)}`,
           codeOfNodeError(error) ?? Code.Unknown,
           error,
         );
