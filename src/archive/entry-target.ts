@@ -500,15 +500,21 @@ export function ignoreErrno(
   throw fileError(error, action, where);
 }
 
+/**
+ * Writes the whole chunk, at `position` when given and otherwise at the
+ * file's current offset.
+ */
 export async function writeAll(
   file: FileHandle,
   chunk: Buffer,
   where: string,
+  position?: number,
 ): Promise<void> {
   let offset = 0;
   while (offset < chunk.length) {
+    const at = position === undefined ? null : position + offset;
     const { bytesWritten } = await file
-      .write(chunk, offset, chunk.length - offset)
+      .write(chunk, offset, chunk.length - offset, at)
       .catch((error) => {
         throw fileError(error, "write", where);
       });

@@ -222,15 +222,27 @@ export class EntryWriter {
       return;
     }
     const { temp, file } = await createTempSibling(parent, where);
+    // One write stays in flight while the next chunk is read, so that
+    // receiving and writing overlap. Writes are positioned, so their
+    // order does not matter.
+    let writing: Promise<void> | undefined;
     try {
       let written = 0;
       for await (const chunk of entry as AsyncIterable<Buffer>) {
         stop.throwIfAborted();
-        await writeAll(file, chunk, where);
+        await writing;
+        // A stop during the wait destroyed the entry, and the iterator of a
+        // destroyed entry never settles, so check again before reading.
+        stop.throwIfAborted();
+        writing = writeAll(file, chunk, where, written);
+        // The rejection is taken by the next await of `writing`.
+        writing.catch(() => {});
         written += chunk.length;
         this.summary.bytes += chunk.length;
-        stop.throwIfAborted();
       }
+      await writing;
+      writing = undefined;
+      stop.throwIfAborted();
       if (written !== entry.size) {
         throw truncatedFile(where, written, entry.size);
       }
@@ -246,6 +258,7 @@ export class EntryWriter {
         });
       }
     } catch (error) {
+      await writing?.catch(() => {});
       await file.close();
       await unlink(temp.path).catch(() => {});
       throw error;
