@@ -64,8 +64,8 @@ export interface ExtractSummary {
 export const smallFileBytes = 64 * 1024;
 
 /**
- * Longest run of synchronous file writes, in milliseconds, before the
- * writer lets the event loop serve other work.
+ * Maximum time in milliseconds that the writer spends in synchronous file
+ * calls before it lets the event loop serve other work.
  */
 const maxSyncMs = 10;
 
@@ -231,8 +231,8 @@ export class EntryWriter {
       for await (const chunk of entry as AsyncIterable<Buffer>) {
         stop.throwIfAborted();
         await writing;
-        // A stop during the wait destroyed the entry, and the iterator of a
-        // destroyed entry never settles, so check again before reading.
+        // A stop during the wait destroyed the entry, and minipass 7.1 never
+        // settles a next() called after that, so check again first.
         stop.throwIfAborted();
         writing = writeAll(file, chunk, where, written);
         // The rejection is taken by the next await of `writing`.
