@@ -10,8 +10,20 @@
  * called after an existing name was unlinked.
  */
 
-import { randomBytes } from "node:crypto";
-import { type BigIntStats, constants } from "node:fs";
+import { randomFillSync } from "node:crypto";
+import {
+  type BigIntStats,
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  futimesSync,
+  lstatSync,
+  openSync,
+  renameSync,
+  unlinkSync,
+  writevSync,
+} from "node:fs";
 import {
   type FileHandle,
   link,
@@ -86,26 +98,188 @@ export async function createTempSibling(
   parent: EntryParent,
   where: string,
 ): Promise<{ temp: EntryParent; file: FileHandle }> {
-  const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
-  // At most 100 bytes of the name, so that the hidden name stays within
-  // the 255-byte limit of a file name.
-  const prefix = Buffer.from(parent.name).subarray(0, 100).toString();
+  const prefix = tempPrefix(parent.name);
   for (let attempt = 0; ; attempt++) {
     checkAttempts(attempt, where);
-    const name = `.${prefix}.ct-${randomBytes(6).toString("hex")}`;
-    const temp = {
-      directory: parent.directory,
-      name,
-      path: childPath(parent.directory, name),
-    };
-    const file = await open(
-      temp.path,
-      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
-      0o600,
-    ).catch((error) => ignoreErrno(error, "EEXIST", "create", where));
+    const temp = tempSibling(parent, prefix);
+    const file = await open(temp.path, createTempFlags, 0o600).catch((error) =>
+      ignoreErrno(error, "EEXIST", "create", where),
+    );
     if (file !== undefined) {
       return { temp, file };
     }
+  }
+}
+
+/** Flags that create a new file and fail on any existing name. */
+const createTempFlags =
+  constants.O_WRONLY |
+  constants.O_CREAT |
+  constants.O_EXCL |
+  constants.O_NOFOLLOW;
+
+/**
+ * Returns the start of a hidden name for `name`: at most 100 bytes of it,
+ * so that the hidden name stays within the 255-byte limit of a file name.
+ */
+function tempPrefix(name: string): string {
+  return Buffer.from(name).subarray(0, 100).toString();
+}
+
+/** Random bytes for hidden names, filled 4 KiB at a time. */
+const randomPool = Buffer.alloc(4096);
+let randomOffset = randomPool.length;
+
+/** Returns a hidden sibling `.PREFIX.ct-` plus 12 random hex digits. */
+function tempSibling(parent: EntryParent, prefix: string): EntryParent {
+  if (randomOffset + 6 > randomPool.length) {
+    randomFillSync(randomPool);
+    randomOffset = 0;
+  }
+  const suffix = randomPool.toString("hex", randomOffset, randomOffset + 6);
+  randomOffset += 6;
+  const name = `.${prefix}.ct-${suffix}`;
+  return {
+    directory: parent.directory,
+    name,
+    path: childPath(parent.directory, name),
+  };
+}
+
+/** Metadata that {@link writeSmallFile} applies before the rename. */
+export interface SmallFileMetadata {
+  /** Permission bits. */
+  mode: number;
+  owner: { uid: number; gid: number } | undefined;
+  times: { atime: Date; mtime: Date } | undefined;
+}
+
+/**
+ * Writes a whole file with synchronous calls: a new hidden sibling as in
+ * {@link createTempSibling}, its content, owner, mode and times, and then
+ * the rename to `parent.name` as in {@link placeFile}. On a local file
+ * system each call usually takes microseconds, less than the hop to the
+ * thread pool that an asynchronous call makes.
+ *
+ * Returns undefined once the file has its name. When the name is a mount
+ * point that a rename cannot replace, returns the complete hidden file,
+ * which the caller passes to {@link placeFile}. On failure the hidden file
+ * is removed.
+ *
+ * NOTE: a file system that stalls (a hung network or FUSE mount) stalls
+ * the whole process here, not only this copy.
+ */
+export function writeSmallFile(
+  parent: EntryParent,
+  body: Buffer[],
+  metadata: SmallFileMetadata,
+  where: string,
+  onRemove: () => void,
+): EntryParent | undefined {
+  const prefix = tempPrefix(parent.name);
+  let temp: EntryParent | undefined;
+  let fd: number | undefined;
+  for (let attempt = 0; fd === undefined; attempt++) {
+    checkAttempts(attempt, where);
+    temp = tempSibling(parent, prefix);
+    try {
+      fd = openSync(temp.path, createTempFlags, 0o600);
+    } catch (error) {
+      ignoreErrno(error, "EEXIST", "create", where);
+    }
+  }
+  const hidden = temp!;
+  try {
+    try {
+      writeAllSync(fd, body, where);
+      if (metadata.owner !== undefined) {
+        const { uid, gid } = metadata.owner;
+        syncCall(() => fchownSync(fd, uid, gid), "change the owner of", where);
+      }
+      syncCall(() => fchmodSync(fd, metadata.mode), "set the mode of", where);
+      const times = metadata.times;
+      if (times !== undefined) {
+        syncCall(
+          () => futimesSync(fd, times.atime, times.mtime),
+          "set the times of",
+          where,
+        );
+      }
+    } finally {
+      closeSync(fd);
+    }
+
+    const existing = lstatChildSync(parent, where);
+    if (existing?.isDirectory()) {
+      throw conflict(where, "a file", existing);
+    }
+    try {
+      renameSync(hidden.path, parent.path);
+    } catch (error) {
+      ignoreErrno(error, "EBUSY", "rename", where);
+      return hidden;
+    }
+    if (existing !== undefined) {
+      onRemove();
+    }
+    return undefined;
+  } catch (error) {
+    removeQuietly(hidden.path);
+    throw error;
+  }
+}
+
+function writeAllSync(fd: number, body: Buffer[], where: string): void {
+  let pending = body.filter((chunk) => chunk.length > 0);
+  while (pending.length > 0) {
+    const written = syncCall(() => writevSync(fd, pending), "write", where);
+    pending = dropWritten(pending, written);
+  }
+}
+
+/** Returns what is left of `chunks` after the first `bytes` bytes. */
+function dropWritten(chunks: Buffer[], bytes: number): Buffer[] {
+  let skipped = bytes;
+  let index = 0;
+  while (index < chunks.length && skipped >= chunks[index]!.length) {
+    skipped -= chunks[index]!.length;
+    index++;
+  }
+  const rest = chunks.slice(index);
+  if (skipped > 0 && rest.length > 0) {
+    rest[0] = rest[0]!.subarray(skipped);
+  }
+  return rest;
+}
+
+/** Runs a synchronous file call and names `where` in its error. */
+function syncCall<T>(call: () => T, action: string, where: string): T {
+  try {
+    return call();
+  } catch (error) {
+    throw fileError(error, action, where);
+  }
+}
+
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // The hidden file is gone already, or its directory was removed.
+  }
+}
+
+function lstatChildSync(
+  parent: EntryParent,
+  where: string,
+): BigIntStats | undefined {
+  try {
+    return lstatSync(parent.path, { bigint: true });
+  } catch (error) {
+    if (errnoOf(error) === "ENOENT") {
+      return undefined;
+    }
+    throw fileError(error, "stat", where);
   }
 }
 
@@ -121,15 +295,17 @@ export async function placeFile(
   where: string,
   onRemove: () => void,
 ): Promise<void> {
+  let renamed = false;
   try {
     const existing = await lstatChild(parent, where);
     if (existing?.isDirectory()) {
       throw conflict(where, "a file", existing);
     }
-    const renamed = await rename(temp.path, parent.path).then(
-      () => true,
-      (error) => ignoreErrno(error, "EBUSY", "rename", where),
-    );
+    renamed =
+      (await rename(temp.path, parent.path).then(
+        () => true,
+        (error) => ignoreErrno(error, "EBUSY", "rename", where),
+      )) === true;
     if (renamed) {
       if (existing !== undefined) {
         onRemove();
@@ -138,7 +314,10 @@ export async function placeFile(
     }
     await copyInto(temp, parent, where, onRemove);
   } finally {
-    await unlink(temp.path).catch(() => {});
+    // After a rename the hidden name is gone, and another file may take it.
+    if (!renamed) {
+      await unlink(temp.path).catch(() => {});
+    }
   }
 }
 
@@ -321,15 +500,21 @@ export function ignoreErrno(
   throw fileError(error, action, where);
 }
 
+/**
+ * Writes the whole chunk, at `position` when given and otherwise at the
+ * file's current offset.
+ */
 export async function writeAll(
   file: FileHandle,
   chunk: Buffer,
   where: string,
+  position?: number,
 ): Promise<void> {
   let offset = 0;
   while (offset < chunk.length) {
+    const at = position === undefined ? null : position + offset;
     const { bytesWritten } = await file
-      .write(chunk, offset, chunk.length - offset)
+      .write(chunk, offset, chunk.length - offset, at)
       .catch((error) => {
         throw fileError(error, "write", where);
       });

@@ -16,6 +16,8 @@ import {
   open,
   unlink,
 } from "node:fs/promises";
+import { performance } from "node:perf_hooks";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import type { ReadEntry } from "tar";
 import { Code, TransferError } from "../errors/index.js";
 import { displayPath, pathComponents } from "./container-path.js";
@@ -30,6 +32,7 @@ import {
   openOrCreateDirectory,
   placeFile,
   writeAll,
+  writeSmallFile,
 } from "./entry-target.js";
 import { errnoOf, fileError } from "./file-error.js";
 import { type DirectoryLease, openDirectory, openParent } from "./resolve.js";
@@ -53,6 +56,18 @@ export interface ExtractSummary {
   /** Bytes of file content written. */
   bytes: number;
 }
+
+/**
+ * Largest file written with synchronous calls, in bytes. Its body is held
+ * in memory until it is complete, so this also bounds that memory.
+ */
+export const smallFileBytes = 64 * 1024;
+
+/**
+ * Maximum time in milliseconds that the writer spends in synchronous file
+ * calls before it lets the event loop serve other work.
+ */
+const maxSyncMs = 10;
 
 interface DeferredDirectory {
   names: string[];
@@ -80,6 +95,8 @@ export class EntryWriter {
   readonly #markStale = () => {
     this.#parentStale = true;
   };
+  /** When the writer last let the event loop run, from `performance.now()`. */
+  #lastYield = performance.now();
 
   constructor(options: EntryWriterOptions) {
     this.#options = options;
@@ -200,22 +217,34 @@ export class EntryWriter {
     stop: AbortSignal,
   ): Promise<void> {
     const parent = await this.#openParent(names, where);
+    if (entry.size <= smallFileBytes) {
+      await this.#writeSmallFile(entry, parent, where, stop);
+      return;
+    }
     const { temp, file } = await createTempSibling(parent, where);
+    // One write stays in flight while the next chunk is read, so that
+    // receiving and writing overlap. Writes are positioned, so their
+    // order does not matter.
+    let writing: Promise<void> | undefined;
     try {
       let written = 0;
       for await (const chunk of entry as AsyncIterable<Buffer>) {
         stop.throwIfAborted();
-        await writeAll(file, chunk, where);
+        await writing;
+        // A stop during the wait destroyed the entry, and minipass 7.1 never
+        // settles a next() called after that, so check again first.
+        stop.throwIfAborted();
+        writing = writeAll(file, chunk, where, written);
+        // The rejection is taken by the next await of `writing`.
+        writing.catch(() => {});
         written += chunk.length;
         this.summary.bytes += chunk.length;
-        stop.throwIfAborted();
       }
+      await writing;
+      writing = undefined;
+      stop.throwIfAborted();
       if (written !== entry.size) {
-        throw new TransferError(
-          `the archive is truncated: "${where}" got ${written} of its ` +
-            `${entry.size} bytes`,
-          Code.DataLoss,
-        );
+        throw truncatedFile(where, written, entry.size);
       }
 
       await this.#chown(file, entry, where);
@@ -229,12 +258,53 @@ export class EntryWriter {
         });
       }
     } catch (error) {
+      await writing?.catch(() => {});
       await file.close();
       await unlink(temp.path).catch(() => {});
       throw error;
     }
     await file.close();
     await placeFile(temp, parent, where, this.#markStale);
+  }
+
+  /**
+   * Reads the whole body of a small file and writes the file with
+   * synchronous calls, through the same hidden name and rename as a large
+   * one.
+   */
+  async #writeSmallFile(
+    entry: ReadEntry,
+    parent: EntryParent,
+    where: string,
+    stop: AbortSignal,
+  ): Promise<void> {
+    const body: Buffer[] = [];
+    let received = 0;
+    for await (const chunk of entry as AsyncIterable<Buffer>) {
+      stop.throwIfAborted();
+      body.push(chunk);
+      received += chunk.length;
+    }
+    stop.throwIfAborted();
+    if (received !== entry.size) {
+      throw truncatedFile(where, received, entry.size);
+    }
+    const metadata = {
+      mode: permissions(entry.mode, 0o644),
+      owner: this.#options.preserveOwnership
+        ? ownerOf(entry, where)
+        : undefined,
+      times: entryTimes(entry),
+    };
+    const busy = writeSmallFile(parent, body, metadata, where, this.#markStale);
+    if (busy !== undefined) {
+      await placeFile(busy, parent, where, this.#markStale);
+    }
+    this.summary.bytes += received;
+    if (performance.now() - this.#lastYield > maxSyncMs) {
+      await nextTurn();
+      this.#lastYield = performance.now();
+    }
   }
 
   async #writeSymlink(
@@ -383,4 +453,16 @@ export class EntryWriter {
   #display(names: string[]): string {
     return displayPath([...this.#options.destinationNames, ...names]);
   }
+}
+
+function truncatedFile(
+  where: string,
+  received: number,
+  size: number | undefined,
+): TransferError {
+  return new TransferError(
+    `the archive is truncated: "${where}" got ${received} of its ` +
+      `${size} bytes`,
+    Code.DataLoss,
+  );
 }

@@ -2,17 +2,40 @@
  * Packing of regular files: hard link detection, a checked open and a
  * body read in chunks as the consumer reads the archive.
  */
-import { type BigIntStats, constants } from "node:fs";
+import {
+  type BigIntStats,
+  closeSync,
+  constants,
+  fstatSync,
+  openSync,
+  readSync,
+} from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { throwIfAborted } from "../errors/index.js";
 import { displayPath } from "./container-path.js";
 import { childPath, type DirectoryHandle } from "./directory-handle.js";
 import { errnoOf, fileError } from "./file-error.js";
-import { bodyPadding, encodeHeader, headerFields } from "./tar-header.js";
+import {
+  blockBytes,
+  bodyPadding,
+  encodeHeader,
+  headerFields,
+} from "./tar-header.js";
 import type { WarningHandler } from "./warning.js";
 
 /** Bytes read from a file at a time; also the stream's high-water mark. */
 export const chunkBytes = 256 * 1024;
+
+/**
+ * Largest file packed with synchronous calls into a single chunk of
+ * header, body and padding, in bytes. It bounds the memory of one such
+ * chunk.
+ */
+export const smallFileBytes = 64 * 1024;
+
+/** Flags that open a file to pack it; see {@link openRegularFile}. */
+const readFlags =
+  constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 /** State of one packing run. */
 export interface PackContext {
@@ -46,12 +69,22 @@ export async function* packFile(
     return;
   }
 
-  const file = await openRegularFile(context, parent, name, stats);
-  if (file === undefined) {
+  if (stats.size <= smallFileBytes) {
+    const packed = packSmallFile(context, parent, name, entryName, stats);
+    if (packed !== "grew") {
+      if (packed !== undefined) {
+        yield packed;
+      }
+      return;
+    }
+  }
+
+  const opening = await openRegularFile(context, parent, name, stats);
+  if (opening === undefined) {
     return;
   }
+  const { file, opened } = opening;
   try {
-    const opened = await file.stat({ bigint: true });
     if (opened.nlink > 1n) {
       context.firstLinks.set(inode, entryName);
     }
@@ -75,37 +108,148 @@ async function openRegularFile(
   parent: DirectoryHandle,
   name: string,
   stats: BigIntStats,
-): Promise<FileHandle | undefined> {
+): Promise<{ file: FileHandle; opened: BigIntStats } | undefined> {
   const where = displayPath([...parent.components, name]);
-  const flags =
-    constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
   let file: FileHandle;
   try {
-    file = await open(childPath(parent, name), flags);
+    file = await open(childPath(parent, name), readFlags);
   } catch (error) {
-    const errno = errnoOf(error);
-    if (errno === "ENOENT") {
-      context.warn("vanished", `"${where}" disappeared during the walk`, where);
-      return undefined;
-    }
-    if (errno === "ELOOP" || errno === "ENXIO") {
-      context.warn("changed", `"${where}" changed type during the walk`, where);
-      return undefined;
-    }
-    throw fileError(error, "open", where);
+    warnOpenFailed(context, error, where);
+    return undefined;
   }
 
   const opened = await file.stat({ bigint: true });
-  if (
-    !opened.isFile() ||
-    opened.ino !== stats.ino ||
-    opened.dev !== stats.dev
-  ) {
+  if (!isSameFile(context, opened, stats, where)) {
     await file.close();
-    context.warn("changed", `"${where}" was replaced during the walk`, where);
     return undefined;
   }
-  return file;
+  return { file, opened };
+}
+
+/**
+ * Packs a file of at most {@link smallFileBytes} like {@link packFile},
+ * with synchronous calls: it opens, checks and reads the file and returns
+ * its header, body and padding as one chunk. On a local file system each
+ * call usually takes microseconds, less than the hop to the thread pool
+ * that an asynchronous call makes. Returns undefined, after a warning,
+ * when the file vanished or was replaced, and `"grew"` when it is now
+ * larger than {@link smallFileBytes}, for the caller to pack it in chunks.
+ */
+function packSmallFile(
+  context: PackContext,
+  parent: DirectoryHandle,
+  name: string,
+  entryName: string,
+  stats: BigIntStats,
+): Buffer | "grew" | undefined {
+  const where = displayPath([...parent.components, name]);
+  let fd: number;
+  try {
+    fd = openSync(childPath(parent, name), readFlags);
+  } catch (error) {
+    warnOpenFailed(context, error, where);
+    return undefined;
+  }
+  try {
+    const opened = fstatSync(fd, { bigint: true });
+    if (!isSameFile(context, opened, stats, where)) {
+      return undefined;
+    }
+    if (opened.size > BigInt(smallFileBytes)) {
+      return "grew";
+    }
+    if (opened.nlink > 1n) {
+      context.firstLinks.set(`${stats.dev}:${stats.ino}`, entryName);
+    }
+    const size = Number(opened.size);
+    const header = encodeHeader(headerFields(entryName, "File", opened));
+    const padded = Math.ceil(size / blockBytes) * blockBytes;
+    const chunk = Buffer.allocUnsafe(header.length + padded);
+    header.copy(chunk);
+    const bodyStart = header.length;
+    let position = 0;
+    while (position < size) {
+      const bytesRead = readAt(
+        fd,
+        chunk,
+        bodyStart + position,
+        size - position,
+        position,
+        where,
+      );
+      if (bytesRead === 0) {
+        context.warn(
+          "changed",
+          `"${where}" shrank while it was read; the entry was padded with ` +
+            `${size - position} zero bytes`,
+          where,
+        );
+        break;
+      }
+      position += bytesRead;
+    }
+    chunk.fill(0, bodyStart + position);
+    return chunk;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readAt(
+  fd: number,
+  buffer: Buffer,
+  offset: number,
+  length: number,
+  position: number,
+  where: string,
+): number {
+  try {
+    return readSync(fd, buffer, offset, length, position);
+  } catch (error) {
+    throw fileError(error, "read", where);
+  }
+}
+
+/**
+ * Warns about a file that could not be opened because it vanished or
+ * changed type since it was listed, and throws any other error.
+ */
+function warnOpenFailed(
+  context: PackContext,
+  error: unknown,
+  where: string,
+): void {
+  const errno = errnoOf(error);
+  if (errno === "ENOENT") {
+    context.warn("vanished", `"${where}" disappeared during the walk`, where);
+    return;
+  }
+  if (errno === "ELOOP" || errno === "ENXIO") {
+    context.warn("changed", `"${where}" changed type during the walk`, where);
+    return;
+  }
+  throw fileError(error, "open", where);
+}
+
+/**
+ * Returns whether the opened file is the regular file that was listed,
+ * after a warning when it is not.
+ */
+function isSameFile(
+  context: PackContext,
+  opened: BigIntStats,
+  listed: BigIntStats,
+  where: string,
+): boolean {
+  if (
+    opened.isFile() &&
+    opened.ino === listed.ino &&
+    opened.dev === listed.dev
+  ) {
+    return true;
+  }
+  context.warn("changed", `"${where}" was replaced during the walk`, where);
+  return false;
 }
 
 /**

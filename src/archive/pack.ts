@@ -6,7 +6,7 @@
  * directories in readdir order, and writes no device entries. Headers
  * are encoded with node-tar's Header and Pax classes.
  */
-import type { BigIntStats } from "node:fs";
+import { type BigIntStats, lstatSync } from "node:fs";
 import { lstat, readdir, readlink } from "node:fs/promises";
 import { Readable } from "node:stream";
 import {
@@ -34,6 +34,9 @@ import {
   headerFields,
 } from "./tar-header.js";
 import type { WarningHandler } from "./warning.js";
+
+/** Size that {@link gatherChunks} gathers small chunks up to, in bytes. */
+const gatherBytes = 64 * 1024;
 
 export interface PackOptions {
   /** Packs only the directory itself, not its contents. Default false. */
@@ -74,7 +77,7 @@ export function packPath(
   path: string,
   options: PackOptions = {},
 ): Readable {
-  const stream = Readable.from(packEntries(root, path, options), {
+  const stream = Readable.from(gatherChunks(packEntries(root, path, options)), {
     objectMode: false,
     highWaterMark: chunkBytes,
   });
@@ -267,7 +270,7 @@ async function* packChildren(
       continue;
     }
 
-    const stats = await lstatEntry(directory, name);
+    const stats = lstatEntrySync(directory, name);
     if (stats === undefined) {
       const vanished = displayPath([...directory.components, name]);
       context.warn(
@@ -292,5 +295,54 @@ async function lstatEntry(
       return undefined;
     }
     throw fileError(error, "stat", displayPath([...parent.components, name]));
+  }
+}
+
+/** Like {@link lstatEntry}, for the many entries of a directory listing. */
+function lstatEntrySync(
+  parent: DirectoryHandle,
+  name: string,
+): BigIntStats | undefined {
+  try {
+    return lstatSync(childPath(parent, name), { bigint: true });
+  } catch (error) {
+    if (errnoOf(error) === "ENOENT") {
+      return undefined;
+    }
+    throw fileError(error, "stat", displayPath([...parent.components, name]));
+  }
+}
+
+/**
+ * Gathers consecutive small chunks, such as the headers and bodies of
+ * small files, into chunks of at least {@link gatherBytes}, so that each
+ * chunk of the stream, and each Data message made from it, carries many
+ * entries. Chunks of that size or more pass through as they are.
+ */
+async function* gatherChunks(
+  chunks: AsyncIterable<Buffer>,
+): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  for await (const chunk of chunks) {
+    if (pendingBytes > 0 && pendingBytes + chunk.length > chunkBytes) {
+      yield Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+    }
+    if (pendingBytes === 0 && chunk.length >= gatherBytes) {
+      yield chunk;
+      continue;
+    }
+    pending.push(chunk);
+    pendingBytes += chunk.length;
+    if (pendingBytes >= gatherBytes) {
+      yield Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+    }
+  }
+  if (pendingBytes > 0) {
+    yield Buffer.concat(pending, pendingBytes);
   }
 }
