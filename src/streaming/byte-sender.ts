@@ -42,6 +42,10 @@ export interface SendBytesOptions {
  *
  * The stream's receive side keeps being read in the background after this
  * resolves; the stream's owner tears it down when the transfer is over.
+ *
+ * Over ttrpc the chunks of `source` are written to the socket without
+ * being copied, possibly after this resolves, so the source must not
+ * change a chunk after yielding it (see {@link ByteSource}).
  */
 export async function sendBytes(
   stream: Stream,
