@@ -1,7 +1,8 @@
 /**
  * Encodings built together with their message, so that a transport can
  * write a message without encoding it again. The byte stream's Data
- * messages use it: their payload is then copied once, into the encoding.
+ * messages use it: their encoding is a short prefix followed by the
+ * payload itself, so the ttrpc transport writes the payload uncopied.
  */
 import {
   type DescMessage,
@@ -11,34 +12,61 @@ import {
 
 interface Recorded {
   typeName: string;
-  bytes: Uint8Array;
+  parts: readonly Uint8Array[];
 }
 
 const encodings = new WeakMap<object, Recorded>();
 
 /**
- * Records `bytes` as the binary encoding of `message`, a message of type
- * `typeName`. The caller must not change the message afterwards.
+ * Records `parts`, in order, as the binary encoding of `message`, a
+ * message of type `typeName`. The caller must change neither the message
+ * nor the parts afterwards.
  */
 export function recordEncoding(
   message: object,
   typeName: string,
-  bytes: Uint8Array,
+  parts: readonly Uint8Array[],
 ): void {
-  encodings.set(message, { typeName, bytes });
+  encodings.set(message, { typeName, parts });
 }
 
 /**
- * Returns the binary encoding of `message`: the recorded one when there
- * is one for this schema, or else `toBinary`.
+ * Returns the binary encoding of `message` as parts to be written in
+ * order: the recorded parts when there are some for this schema, or else
+ * the one buffer of `toBinary`.
  */
+export function encodeMessageParts<Desc extends DescMessage>(
+  schema: Desc,
+  message: MessageShape<Desc>,
+): readonly Uint8Array[] {
+  const recorded = encodings.get(message);
+  if (recorded !== undefined && recorded.typeName === schema.typeName) {
+    return recorded.parts;
+  }
+  return [toBinary(schema, message)];
+}
+
+/** Returns the binary encoding of `message` in one buffer. */
 export function encodeMessage<Desc extends DescMessage>(
   schema: Desc,
   message: MessageShape<Desc>,
 ): Uint8Array {
-  const recorded = encodings.get(message);
-  if (recorded !== undefined && recorded.typeName === schema.typeName) {
-    return recorded.bytes;
+  return concatParts(encodeMessageParts(schema, message));
+}
+
+/** Returns the total length in bytes of `parts`. */
+export function partsLength(parts: readonly Uint8Array[]): number {
+  let length = 0;
+  for (const part of parts) {
+    length += part.length;
   }
-  return toBinary(schema, message);
+  return length;
+}
+
+/** Returns `parts` joined in one buffer, or the only part uncopied. */
+export function concatParts(parts: readonly Uint8Array[]): Uint8Array {
+  if (parts.length === 1) {
+    return parts[0]!;
+  }
+  return Buffer.concat(parts, partsLength(parts));
 }

@@ -7,4 +7,10 @@ export {
   unpackAny,
   unpackKnownAny,
 } from "./any.js";
-export { encodeMessage, recordEncoding } from "./encoding.js";
+export {
+  concatParts,
+  encodeMessage,
+  encodeMessageParts,
+  partsLength,
+  recordEncoding,
+} from "./encoding.js";

@@ -40,7 +40,7 @@ export interface TransferServerOptions {
   /** Transferrers tried before the built-in ones. */
   transferrers?: Transferrer[];
   /**
-   * Bytes granted to client senders at a time. Default 1 MiB. A Go client
+   * Bytes granted to client senders at a time. Default 4 MiB. A Go client
    * still sends its 32 KiB chunks within it.
    */
   windowBytes?: number;

@@ -67,6 +67,25 @@ export async function receiveBytes(
       granted += update;
     }
   };
+  // A sender that has sent its last byte may end the call while its Data
+  // is still queued here, and a ttrpc client then rejects further sends.
+  // So after the first grant, a grant that cannot be sent stops the grants
+  // but not the receive: the queued Data and the end still arrive, and a
+  // stream that broke fails the next receive.
+  let grantsStopped = false;
+  const grantMore = async () => {
+    if (grantsStopped) {
+      return;
+    }
+    try {
+      await grant();
+    } catch (error) {
+      if (signal?.aborted) {
+        throw error;
+      }
+      grantsStopped = true;
+    }
+  };
 
   try {
     await grant();
@@ -89,7 +108,7 @@ export async function receiveBytes(
       if (options.isComplete?.(data)) {
         break;
       }
-      await grant();
+      await grantMore();
     }
     await orAbort(writer.end(), signal);
     await stream.closeSend();

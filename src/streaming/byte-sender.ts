@@ -7,7 +7,12 @@ import { Code, orAbort, TransferError } from "../errors/index.js";
 import { packData, unpackWindowUpdate } from "./data.js";
 import { type ByteSource, readSource } from "./io.js";
 import type { Stream } from "./stream.js";
-import { Credit, goMaxChunkBytes, goWindowBytes } from "./window.js";
+import {
+  Credit,
+  chunkBytesFor,
+  goMaxChunkBytes,
+  goWindowBytes,
+} from "./window.js";
 
 export interface SendBytesOptions {
   /** Aborts the send; the stream is aborted too. */
@@ -20,7 +25,9 @@ export interface SendBytesOptions {
   maxChunkBytes?: number;
   /**
    * Largest Data payload once the receiver has granted more than 64 KiB in
-   * one update, which only a receiver of this package does. Default 256 KiB.
+   * one update, which only a receiver of this package does. By default a
+   * quarter of the largest grant, between 256 KiB and 1 MiB: 1 MiB for the
+   * 4 MiB window of this package's server.
    */
   largeChunkBytes?: number;
   /** Called after each Data message with the total bytes sent so far. */
@@ -35,6 +42,10 @@ export interface SendBytesOptions {
  *
  * The stream's receive side keeps being read in the background after this
  * resolves; the stream's owner tears it down when the transfer is over.
+ *
+ * Over ttrpc the chunks of `source` are written to the socket without
+ * being copied, possibly after this resolves, so the source must not
+ * change a chunk after yielding it (see {@link ByteSource}).
  */
 export async function sendBytes(
   stream: Stream,
@@ -42,7 +53,6 @@ export async function sendBytes(
   options: SendBytesOptions = {},
 ): Promise<number> {
   const maxChunk = options.maxChunkBytes ?? goMaxChunkBytes;
-  const largeChunk = options.largeChunkBytes ?? 256 * 1024;
   const credit = new Credit();
   let largestGrant = 0;
   let total = 0;
@@ -80,7 +90,10 @@ export async function sendBytes(
       }
       const chunk = next.value;
       for (let offset = 0; offset < chunk.length; ) {
-        const limit = largestGrant > goWindowBytes ? largeChunk : maxChunk;
+        const limit =
+          largestGrant <= goWindowBytes
+            ? maxChunk
+            : (options.largeChunkBytes ?? chunkBytesFor(largestGrant));
         const wanted = Math.min(limit, chunk.length - offset);
         const size = await orAbort(credit.take(wanted), signal);
         await orAbort(

@@ -1,7 +1,7 @@
 /**
  * Encoding of the byte-stream messages. Data and its Any envelope are
- * encoded by hand so that a payload is copied once, into the encoding of
- * the Any, instead of twice through protobuf-es's writer. The bytes are
+ * encoded by hand as a short prefix followed by the payload, so that the
+ * ttrpc transport writes the payload without copying it. The bytes are
  * the same as `toBinary` of the Any for a non-empty payload.
  */
 import { create, fromBinary } from "@bufbuild/protobuf";
@@ -24,37 +24,50 @@ const dataTypeUrl = new TextEncoder().encode(DataSchema.typeName);
 
 /**
  * Packs a Data message with `payload` into an Any. The Any's binary
- * encoding is built at the same time and recorded for the transports, and
- * the Any's value is a view into it, so the payload is copied once.
+ * encoding is recorded for the transports as a prefix and the payload
+ * itself, which is not copied: the payload must not change afterwards,
+ * because a transport may write it later. The Any's value, the encoded
+ * Data, is built from the same parts on its first read, which only
+ * transports other than ttrpc make.
  */
 export function packData(payload: Uint8Array): Any {
-  const valueLength = 1 + varintSize(payload.length) + payload.length;
+  const dataPrefixLength = 1 + varintSize(payload.length);
+  const valueLength = dataPrefixLength + payload.length;
   // Every byte is written below, so the buffer need not be zeroed.
-  const encoding = Buffer.allocUnsafe(
+  const prefix = Buffer.allocUnsafe(
     1 +
       varintSize(dataTypeUrl.length) +
       dataTypeUrl.length +
       1 +
       varintSize(valueLength) +
-      valueLength,
+      dataPrefixLength,
   );
   // Any: field 1 (type_url) and field 2 (value), both length-delimited.
-  encoding[0] = 0x0a;
-  let offset = writeVarint(encoding, 1, dataTypeUrl.length);
-  encoding.set(dataTypeUrl, offset);
+  prefix[0] = 0x0a;
+  let offset = writeVarint(prefix, 1, dataTypeUrl.length);
+  prefix.set(dataTypeUrl, offset);
   offset += dataTypeUrl.length;
-  encoding[offset++] = 0x12;
-  offset = writeVarint(encoding, offset, valueLength);
+  prefix[offset++] = 0x12;
+  offset = writeVarint(prefix, offset, valueLength);
   const valueStart = offset;
   // Data: field 1 (data), length-delimited.
-  encoding[offset++] = 0x0a;
-  offset = writeVarint(encoding, offset, payload.length);
-  encoding.set(payload, offset);
-  const any = create(AnySchema, {
-    typeUrl: DataSchema.typeName,
-    value: encoding.subarray(valueStart),
+  prefix[offset++] = 0x0a;
+  writeVarint(prefix, offset, payload.length);
+
+  const any = create(AnySchema, { typeUrl: DataSchema.typeName });
+  let value: Uint8Array | undefined;
+  Object.defineProperty(any, "value", {
+    configurable: true,
+    enumerable: true,
+    get: () => {
+      value ??= Buffer.concat([prefix.subarray(valueStart), payload]);
+      return value;
+    },
+    set: (replacement: Uint8Array) => {
+      value = replacement;
+    },
   });
-  recordEncoding(any, AnySchema.typeName, encoding);
+  recordEncoding(any, AnySchema.typeName, [prefix, payload]);
   return any;
 }
 

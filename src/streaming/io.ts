@@ -6,7 +6,12 @@ import type { Writable } from "node:stream";
 import type { ReadableStream, WritableStream } from "node:stream/web";
 import { Code, TransferError } from "../errors/index.js";
 
-/** Bytes to send: a Node Readable, a web ReadableStream or any iterable. */
+/**
+ * Bytes to send: a Node Readable, a web ReadableStream or any iterable.
+ * The sender writes chunks to the ttrpc socket without copying them, so a
+ * source must not change the bytes of a chunk after yielding it. A source
+ * that yields fresh buffers, or the same unchanged buffer, meets that.
+ */
 export type ByteSource =
   | AsyncIterable<Uint8Array>
   | Iterable<Uint8Array>

@@ -11,12 +11,32 @@ export const goMaxChunkBytes = 32 * 1024;
 export const goWindowBytes = 64 * 1024;
 /**
  * The window that this package's receivers grant by default where the
- * sender may be one of ours (1 MiB). It lets a sender of this package send
- * 256 KiB chunks with several in flight. A Go sender's 32 KiB chunks then
- * fill at most 32 messages, below the 64 that a ttrpc stream buffers
- * before its connection stops reading.
+ * sender may be one of ours (4 MiB). A sender of this package then sends
+ * 1 MiB chunks with several in flight. A Go sender's 32 KiB chunks fill at
+ * most 128 messages, within the 256 that a ttrpc stream of this package
+ * buffers before its connection stops reading.
  */
-export const largeWindowBytes = 1024 * 1024;
+export const largeWindowBytes = 4 * 1024 * 1024;
+/**
+ * Bounds of the Data payload that a sender of this package uses once a
+ * receiver grants more than {@link goWindowBytes} in one update: a quarter
+ * of the largest grant, between 256 KiB and 1 MiB.
+ */
+export const largeChunkMinBytes = 256 * 1024;
+export const largeChunkMaxBytes = 1024 * 1024;
+
+/**
+ * Returns the largest Data payload for a sender whose receiver granted at
+ * most `largestGrant` bytes in one update. A quarter of the grant keeps
+ * four messages in flight per window.
+ */
+export function chunkBytesFor(largestGrant: number): number {
+  if (largestGrant <= goWindowBytes) {
+    return goMaxChunkBytes;
+  }
+  const quarter = Math.floor(largestGrant / 4);
+  return Math.min(largeChunkMaxBytes, Math.max(largeChunkMinBytes, quarter));
+}
 /** WindowUpdate.update is an int32; credit can never exceed this. */
 export const maxCredit = 2 ** 31 - 1;
 

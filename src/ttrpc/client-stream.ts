@@ -11,7 +11,7 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { encodeMessage } from "../any/index.js";
+import { encodeMessageParts, partsLength } from "../any/index.js";
 import { ResponseSchema } from "../gen/ttrpc/request_pb.js";
 import type { CallHandler, ClientConnection } from "./client-connection.js";
 import { encodeRequest, type RequestEnvelope } from "./client-request.js";
@@ -234,13 +234,13 @@ class ClientStreamCall<I extends DescMessage, O extends DescMessage>
           writer.write(this.#streamId, MessageType.Data, closeFlags);
           return;
         }
-        const data = encodeMessage(this.#method.input, result.value);
+        const parts = encodeMessageParts(this.#method.input, result.value);
         checkMessageSize(
           "request message",
-          data.length,
+          partsLength(parts),
           limits.maxMessageBytes,
         );
-        writer.write(this.#streamId, MessageType.Data, 0, data);
+        writer.writeParts(this.#streamId, MessageType.Data, 0, parts);
       }
     } catch (error) {
       this.abort(ConnectError.from(error));

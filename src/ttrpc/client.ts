@@ -47,7 +47,7 @@ export interface TtrpcTransportOptions {
   connectTimeoutMs?: number;
   /**
    * Number of received messages a stream buffers for its reader before
-   * the connection stops reading the socket. Default 64, as in Go ttrpc.
+   * the connection stops reading the socket. Default 256 (Go ttrpc: 64).
    */
   streamBufferMessages?: number;
   /**

@@ -1,7 +1,8 @@
 /**
  * Writes ttrpc frames to a socket. Frames written in the same tick are
- * corked and leave in one `writev` call. The data of a large frame is
- * written as it is, after a separate header, so it is never copied.
+ * corked and leave in one `writev` call. The large parts of a frame's data
+ * are written as they are, after a separate header, so they are never
+ * copied.
  */
 import type { Socket } from "node:net";
 import {
@@ -10,8 +11,8 @@ import {
   writeFrameHeader,
 } from "./frame.js";
 
-// Frames with at most this many data bytes are copied behind their header
-// into one buffer, which costs less than one more writev entry.
+// Parts of frame data with at most this many bytes are copied behind their
+// header into one buffer, which costs less than one more writev entry.
 const copyDataMaxBytes = 2048;
 
 const noData = new Uint8Array(0);
@@ -54,6 +55,23 @@ export class FrameWriter {
     flags: number,
     data: Uint8Array = noData,
   ): void {
+    this.writeParts(streamId, type, flags, [data]);
+  }
+
+  /**
+   * Writes one frame whose data is `parts` in order. The header and the
+   * small parts before the first large one are copied into one buffer.
+   * The other parts are written as they are, so the caller must not
+   * change them afterwards. The caller checks the total data length
+   * against the connection's limit first. Does nothing once the socket is
+   * closed.
+   */
+  writeParts(
+    streamId: number,
+    type: MessageType,
+    flags: number,
+    parts: readonly Uint8Array[],
+  ): void {
     if (this.#closed) {
       return;
     }
@@ -63,18 +81,34 @@ export class FrameWriter {
       process.nextTick(this.#uncork);
     }
 
-    const header = { length: data.length, streamId, type, flags };
-    if (data.length <= copyDataMaxBytes) {
-      const frame = Buffer.allocUnsafe(messageHeaderLength + data.length);
-      writeFrameHeader(frame, 0, header);
-      frame.set(data, messageHeaderLength);
-      this.#socket.write(frame);
-      return;
+    let length = 0;
+    let headParts = 0;
+    let headDataLength = 0;
+    let leading = true;
+    for (const part of parts) {
+      length += part.length;
+      if (leading && part.length <= copyDataMaxBytes) {
+        headParts++;
+        headDataLength += part.length;
+      } else {
+        leading = false;
+      }
     }
-    const headerBytes = Buffer.allocUnsafe(messageHeaderLength);
-    writeFrameHeader(headerBytes, 0, header);
-    this.#socket.write(headerBytes);
-    this.#socket.write(data);
+    const head = Buffer.allocUnsafe(messageHeaderLength + headDataLength);
+    writeFrameHeader(head, 0, { length, streamId, type, flags });
+    let offset = messageHeaderLength;
+    for (let index = 0; index < headParts; index++) {
+      const part = parts[index]!;
+      head.set(part, offset);
+      offset += part.length;
+    }
+    this.#socket.write(head);
+    for (let index = headParts; index < parts.length; index++) {
+      const part = parts[index]!;
+      if (part.length > 0) {
+        this.#socket.write(part);
+      }
+    }
   }
 
   /**

@@ -25,13 +25,18 @@ export interface LimitOptions {
   streamBufferTimeoutMs?: number;
 }
 
-/** Messages a stream buffers by default; Go ttrpc 1.2.9 buffers 64. */
-export const defaultStreamBufferMessages = 64;
+/**
+ * Messages a stream buffers by default: 256, where Go ttrpc 1.2.9 buffers
+ * 64. A byte stream of this package grants a 4 MiB window, which a Go
+ * sender fills with 128 messages of 32 KiB. The bytes stay bounded by
+ * {@link defaultStreamBufferBytes}.
+ */
+export const defaultStreamBufferMessages = 256;
 
 /**
  * Bytes a stream buffers by default. Go ttrpc counts only messages, so 64
  * messages of 4 MiB could hold 256 MiB for one stream that no consumer reads.
- * 16 MiB is four times the window that our byte streams grant.
+ * 16 MiB is four times the 4 MiB window that our byte streams grant.
  */
 export const defaultStreamBufferBytes = 16 * 1024 * 1024;
 

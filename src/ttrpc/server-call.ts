@@ -23,7 +23,7 @@ import {
   invokeUnaryImplementation,
   transformInvokeImplementation,
 } from "@connectrpc/connect/protocol";
-import { encodeMessage } from "../any/index.js";
+import { concatParts, encodeMessageParts, partsLength } from "../any/index.js";
 import { type Request, ResponseSchema } from "../gen/ttrpc/request_pb.js";
 import {
   carriesData,
@@ -198,20 +198,24 @@ export class ServerCall {
       if (this.#finished) {
         return;
       }
-      const data = encodeMessage(
+      const parts = encodeMessageParts(
         method.output,
         output as MessageShape<DescMessage>,
       );
       if (kind === "client_streaming") {
-        response = data;
+        response = concatParts(parts);
         continue;
       }
-      checkMessageSize("response message", data.length, limits.maxMessageBytes);
+      checkMessageSize(
+        "response message",
+        partsLength(parts),
+        limits.maxMessageBytes,
+      );
       await writer.whenWritable();
       if (this.#finished) {
         return;
       }
-      writer.write(this.streamId, MessageType.Data, 0, data);
+      writer.writeParts(this.streamId, MessageType.Data, 0, parts);
     }
 
     if (response) {

@@ -40,7 +40,7 @@ export interface TtrpcServerOptions extends LimitOptions {
   maxMessageBytes?: number;
   /**
    * Number of client messages a streaming call buffers for its handler
-   * before the connection stops reading the socket. Default 64.
+   * before the connection stops reading the socket. Default 256.
    */
   streamBufferMessages?: number;
   /**

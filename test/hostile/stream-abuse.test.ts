@@ -29,7 +29,6 @@ import {
 import { createGrpcTransport } from "../../src/grpc/index.js";
 import type { Transferrer, TransferServer } from "../../src/server/index.js";
 import {
-  largeWindowBytes,
   newStreamId,
   openStream,
   packData,
@@ -132,11 +131,14 @@ async function endOf(stream: Stream): Promise<string> {
 
 for (const protocol of protocols) {
   test(`data over window rejected over ${protocol}`, async (t) => {
-    const endpoint = await startEndpoint(t, protocol);
+    // A window of 1 MiB, so that one message can exceed it within the
+    // ttrpc message limit of 4 MiB.
+    const windowBytes = 1024 * 1024;
+    const endpoint = await startEndpoint(t, protocol, { windowBytes });
     await endpoint.addContainer("c1");
     const stream = await rawStream(endpoint.client);
     // One byte more than the server's first grant.
-    await stream.send(packData(Buffer.alloc(largeWindowBytes + 1, 1)));
+    await stream.send(packData(Buffer.alloc(windowBytes + 1, 1)));
 
     const outcome = await rawTransfer(
       endpoint.client,

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { toBinary } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
-import { encodeMessage } from "../../src/any/index.js";
+import { encodeMessage, encodeMessageParts } from "../../src/any/index.js";
 import { DataSchema } from "../../src/gen/containerd/types/transfer/streaming_pb.js";
 import { packData, unpackData } from "../../src/streaming/index.js";
 
@@ -38,4 +38,11 @@ test("encodeMessage ignores another schema", () => {
     Buffer.from([0x0a, 3, 0x78, 0x79, 0x7a]),
   );
   assert.ok(any.value.length > 0);
+});
+
+test("packData records the payload uncopied", () => {
+  const payload = Buffer.alloc(100_000, 3);
+  const parts = encodeMessageParts(AnySchema, packData(payload));
+  assert.equal(parts.length, 2);
+  assert.equal(parts[1], payload);
 });
