@@ -5,15 +5,20 @@
 import type { ReadEntry } from "tar";
 import { Code, TransferError } from "../errors/index.js";
 
-/** Permission bits of an entry; setuid, setgid and sticky are dropped. */
+/**
+ * Returns the permission bits of an entry. setuid, setgid and sticky are
+ * kept only with `keepSpecial`, which extraction sets when it also sets
+ * the owner from the archive, and dropped otherwise.
+ */
 export function permissions(
   mode: number | undefined,
   fallback: number,
+  keepSpecial = false,
 ): number {
   if (mode === undefined || !Number.isInteger(mode) || mode < 0) {
     return fallback;
   }
-  return mode & 0o777;
+  return mode & (keepSpecial ? 0o7777 : 0o777);
 }
 
 export function entryTimes(

@@ -84,6 +84,9 @@ interface DeferredDirectory {
 export class EntryWriter {
   readonly summary: ExtractSummary = { entries: 0, skipped: 0, bytes: 0 };
   readonly #options: EntryWriterOptions;
+  // setuid, setgid and sticky come with the owner: kept only when the
+  // owner is set from the archive too.
+  readonly #keepSpecial: boolean;
   readonly #deferred: DeferredDirectory[] = [];
   #parent: { key: string; lease: DirectoryLease } | undefined;
   /**
@@ -100,6 +103,7 @@ export class EntryWriter {
 
   constructor(options: EntryWriterOptions) {
     this.#options = options;
+    this.#keepSpecial = options.preserveOwnership;
   }
 
   /**
@@ -191,7 +195,7 @@ export class EntryWriter {
     where: string,
   ): Promise<void> {
     const parent = await this.#openParent(names, where);
-    const mode = permissions(entry.mode, 0o755);
+    const mode = permissions(entry.mode, 0o755, this.#keepSpecial);
     const { directory, created } = await openOrCreateDirectory(parent, where);
 
     try {
@@ -202,10 +206,12 @@ export class EntryWriter {
     } finally {
       await directory.close();
     }
-    const ownerBitsMissing = (mode & 0o700) !== 0o700;
+    // The mode is set again at the end when the owner bits were added for
+    // the extraction or the special bits may have been cleared since.
+    const modeDiffers = (mode & 0o700) !== 0o700 || (mode & 0o7000) !== 0;
     this.#deferred.push({
       names,
-      mode: created && ownerBitsMissing ? mode : undefined,
+      mode: created && modeDiffers ? mode : undefined,
       times: entryTimes(entry),
     });
   }
@@ -248,7 +254,8 @@ export class EntryWriter {
       }
 
       await this.#chown(file, entry, where);
-      await file.chmod(permissions(entry.mode, 0o644)).catch((error) => {
+      const mode = permissions(entry.mode, 0o644, this.#keepSpecial);
+      await file.chmod(mode).catch((error) => {
         throw fileError(error, "set the mode of", where);
       });
       const times = entryTimes(entry);
@@ -290,7 +297,7 @@ export class EntryWriter {
       throw truncatedFile(where, received, entry.size);
     }
     const metadata = {
-      mode: permissions(entry.mode, 0o644),
+      mode: permissions(entry.mode, 0o644, this.#keepSpecial),
       owner: this.#options.preserveOwnership
         ? ownerOf(entry, where)
         : undefined,

@@ -24,8 +24,9 @@ import type { WarningHandler } from "./warning.js";
 export interface ExtractOptions {
   /**
    * Sets the numeric uid and gid of each entry from its header (`lchown`;
-   * names are ignored). Otherwise new files belong to the user of this
-   * process. Default false.
+   * names are ignored), and keeps setuid, setgid and sticky bits.
+   * Otherwise new files belong to the user of this process and those bits
+   * are dropped. Default false.
    */
   preserveOwnership?: boolean;
   /** Stops extracting; the promise rejects with Canceled. */

@@ -15,6 +15,7 @@ import {
   readFile,
   readlink,
   utimes,
+  writeFile,
 } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -257,6 +258,41 @@ test("ownership kept only when asked", { skip: !isRoot }, async (t) => {
   assert.equal(await owner(join(local, "kept")), "4321:8765");
   const self = `${process.getuid?.()}:${process.getgid?.()}`;
   assert.equal(await owner(join(local, "plain")), self);
+});
+
+test("special mode bits kept with owners", { skip: !isRoot }, async (t) => {
+  const endpoint = await startCopyEndpoint(t);
+  const { client, local, rootfs } = endpoint;
+  const tree = join(local, "tree");
+  await mkdir(join(tree, "shared"), { recursive: true });
+  await mkdir(join(tree, "tmp"));
+  await writeFile(join(tree, "small-setuid"), "s");
+  await writeFile(join(tree, "large-setgid"), Buffer.alloc(200 * 1024, 1));
+  const modes: [string, number][] = [
+    ["small-setuid", 0o4755],
+    ["large-setgid", 0o2755],
+    ["shared", 0o2775],
+    ["tmp", 0o1777],
+  ];
+  for (const [path, mode] of modes) {
+    await chmod(join(tree, path), mode);
+  }
+  const modeOf = async (path: string) => (await lstat(path)).mode & 0o7777;
+  const location = (path: string) => ({ containerId, path });
+
+  await copyIntoContainer(client, tree, location("/kept"), {
+    preserveOwnership: true,
+  });
+  await copyIntoContainer(client, tree, location("/plain"));
+  await copyFromContainer(client, location("/kept"), join(local, "back"), {
+    preserveOwnership: true,
+  });
+
+  for (const [path, mode] of modes) {
+    assert.equal(await modeOf(join(rootfs, "kept", path)), mode, path);
+    assert.equal(await modeOf(join(local, "back", path)), mode, path);
+    assert.equal(await modeOf(join(rootfs, "plain", path)), mode & 0o777, path);
+  }
 });
 
 test("tar stream into a directory", async (t) => {
