@@ -64,8 +64,9 @@ const gzipMagic = [0x1f, 0x8b];
  * Existing names are handled like `docker cp` does:
  * - A directory entry creates the directory or keeps an existing one
  *   with its mode.
- * - A regular file truncates an existing file in place, or replaces any
- *   other non-directory, such as a symlink, without following it.
+ * - A regular file is written under a hidden name and renamed over any
+ *   existing non-directory, such as a file or a symlink, without
+ *   following it. A hard link to the old file keeps the old content.
  * - A symlink (its target stored as it is) or a hard link replaces an
  *   existing non-directory.
  * - Replacing a directory with a non-directory, or the reverse, fails

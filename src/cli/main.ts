@@ -124,16 +124,28 @@ function report(error: unknown): number {
 /**
  * Returns the message to print. A peer without the requested service or
  * method responds only "service NAME", "method NAME" or "unknown method
- * NAME", so the message names the endpoint too.
+ * NAME", so the message names the endpoint too, as it does for a transport
+ * failure that does not name it.
  */
 function describe(failure: TransferError): string {
+  const { address, protocol } = programFlags;
   const missing = /^(?:unknown )?(service|method) (\S+)$/.exec(
     failure.rawMessage,
   );
   if (failure.code !== Code.Unimplemented || missing === null) {
+    // A transport failure such as an HTTP/2 "Protocol error" names no
+    // endpoint of its own.
+    const transportFailure =
+      failure.code === Code.Unknown || failure.code === Code.Internal;
+    if (
+      transportFailure &&
+      address !== undefined &&
+      !failure.rawMessage.includes(address)
+    ) {
+      return `${failure.rawMessage} (${protocol} endpoint ${address})`;
+    }
     return failure.rawMessage;
   }
-  const { address, protocol } = programFlags;
   return (
     `${protocol} endpoint ${address} does not implement the ${missing[1]} ` +
     `${missing[2]}. Image commands need containerd's gRPC socket; cp and ` +

@@ -5,6 +5,12 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
+const packageName = "containerd-transfer";
+
+// The bundler replaces this name with the version from package.json, so
+// the bundled command prints its version wherever the file is copied.
+declare const bundledPackageVersion: string | undefined;
+
 /**
  * Returns the folder that contains this package's package.json, or
  * undefined when none is found. The code runs from dist/src/cli/ as
@@ -12,24 +18,38 @@ import { fileURLToPath } from "node:url";
  */
 export function packageRoot(): string | undefined {
   let folder = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(folder, "package.json"))) {
+  for (;;) {
+    if (readManifest(folder)?.name === packageName) {
+      return folder;
+    }
     const parent = dirname(folder);
     if (parent === folder) {
       return undefined;
     }
     folder = parent;
   }
-  return folder;
 }
 
-/** Returns the package's version, or "unknown" without a package.json. */
+/** Returns the package's version, or "unknown" when it cannot be found. */
 export function packageVersion(): string {
-  const root = packageRoot();
-  if (root === undefined) {
-    return "unknown";
+  if (typeof bundledPackageVersion === "string") {
+    return bundledPackageVersion;
   }
-  const manifest = JSON.parse(
-    readFileSync(join(root, "package.json"), "utf8"),
-  ) as { version?: unknown };
-  return typeof manifest.version === "string" ? manifest.version : "unknown";
+  const root = packageRoot();
+  const version = root === undefined ? undefined : readManifest(root)?.version;
+  return typeof version === "string" ? version : "unknown";
+}
+
+function readManifest(
+  folder: string,
+): { name?: unknown; version?: unknown } | undefined {
+  const path = join(folder, "package.json");
+  if (!existsSync(path)) {
+    return undefined;
+  }
+  try {
+    return JSON.parse(readFileSync(path, "utf8"));
+  } catch {
+    return undefined;
+  }
 }

@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import { lstat } from "node:fs/promises";
+import { resolve } from "node:path";
 import { promisify } from "node:util";
 import type { Command } from "commander";
 import { Code, TransferError } from "../errors/index.js";
@@ -53,7 +54,11 @@ export async function runServe(
       Code.InvalidArgument,
     );
   }
-  if (flags.ttrpc !== undefined && flags.ttrpc === flags.grpc) {
+  if (
+    flags.ttrpc !== undefined &&
+    flags.grpc !== undefined &&
+    resolve(flags.ttrpc) === resolve(flags.grpc)
+  ) {
     throw new TransferError(
       `invalid sockets: --ttrpc and --grpc both name ${flags.ttrpc}. Give ` +
         "each protocol its own socket",

@@ -1,5 +1,6 @@
 import { Code, TransferError } from "../errors/index.js";
 import type { Protocol } from "../transport/index.js";
+import { checkSocketPathLength } from "../transport/socket-path.js";
 
 /** containerd's default gRPC socket. */
 export const defaultAddress = "/run/containerd/containerd.sock";
@@ -15,7 +16,7 @@ const namespacePattern = /^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
  */
 export function socketPath(address: string): string {
   if (address.startsWith("unix://")) {
-    return address.slice("unix://".length);
+    return checkedLength(address.slice("unix://".length));
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(address)) {
     throw new TransferError(
@@ -30,7 +31,16 @@ export function socketPath(address: string): string {
       Code.InvalidArgument,
     );
   }
-  return address;
+  return checkedLength(address);
+}
+
+function checkedLength(path: string): string {
+  try {
+    checkSocketPathLength(path);
+  } catch (error) {
+    throw TransferError.from(error);
+  }
+  return path;
 }
 
 /** Checks a namespace the way containerd does: 1 to 76 characters. */

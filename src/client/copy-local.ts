@@ -48,6 +48,20 @@ export function localError(
       error,
     );
   }
+  if (errno === "EROFS") {
+    return new TransferError(
+      `cannot ${action} "${path}": read-only file system`,
+      Code.PermissionDenied,
+      error,
+    );
+  }
+  if (errno === "ENOSPC" || errno === "EDQUOT") {
+    return new TransferError(
+      `cannot ${action} "${path}": no space left on the device`,
+      Code.ResourceExhausted,
+      error,
+    );
+  }
   const reason = error instanceof Error ? error.message : String(error);
   return new TransferError(
     `cannot ${action} "${path}": ${reason}`,

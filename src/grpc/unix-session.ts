@@ -27,6 +27,9 @@ export class UnixSessionManager extends Http2SessionManager {
   #closedReason: ConnectError | undefined;
   // The error that destroyed the newest socket, if any.
   #socketError: Error | undefined;
+  // Sessions that already have the listener that keeps their late errors
+  // from ending the process.
+  readonly #guarded = new WeakSet<http2.Http2Session>();
 
   /**
    * `maxSessionMemoryMegabytes` is Node.js's `maxSessionMemory`: past it,
@@ -90,6 +93,19 @@ export class UnixSessionManager extends Http2SessionManager {
       throw this.#closedReason ?? connectFailure(this.path, cause);
     }
 
+    // connect-node stops listening for session errors when it leaves a
+    // state, but Node.js can still emit one when the session closes, for
+    // example after a peer that is not an HTTP/2 server. Unhandled, that
+    // event would end the process. The calls learn of the failure from
+    // their streams.
+    const session = stream.session;
+    if (session !== undefined && !this.#guarded.has(session)) {
+      this.#guarded.add(session);
+      session.on("error", (error) => {
+        this.#socketError ??= error;
+        debug("session error on %s: %s", this.path, error.message);
+      });
+    }
     watchStream(
       stream,
       `${path} on ${this.path}`,

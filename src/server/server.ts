@@ -23,7 +23,11 @@ import {
   StreamRegistry,
   type StreamRegistryOptions,
 } from "../streaming/index.js";
-import { removeStaleSocket, socketInUse } from "../transport/socket-path.js";
+import {
+  checkSocketPathLength,
+  removeStaleSocket,
+  socketInUse,
+} from "../transport/socket-path.js";
 import { createTtrpcServer } from "../ttrpc/index.js";
 import { type ContainerRoots, FolderRoots } from "./container-roots.js";
 import { debugLogger, type Logger } from "./logger.js";
@@ -165,6 +169,11 @@ async function listenOnSocket(
   path: string,
   gid: number | undefined,
 ): Promise<Listener> {
+  try {
+    checkSocketPathLength(path);
+  } catch (error) {
+    throw TransferError.from(error);
+  }
   await removeStaleSocket(path).catch((error: unknown) => {
     // A system call that failed carries its name, unlike the errors that
     // removeStaleSocket raises itself.

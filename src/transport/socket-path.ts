@@ -5,6 +5,27 @@ import { lstat, unlink } from "node:fs/promises";
 import { connect, type Server } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
 
+/**
+ * Longest unix socket path in bytes. Linux's `sun_path` has room for 108
+ * bytes, the last of them the terminating zero.
+ */
+export const socketPathMaxBytes = 107;
+
+/**
+ * Throws InvalidArgument for a socket path longer than
+ * {@link socketPathMaxBytes}, which no process could connect to.
+ */
+export function checkSocketPathLength(path: string): void {
+  const bytes = Buffer.byteLength(path);
+  if (bytes > socketPathMaxBytes) {
+    throw new ConnectError(
+      `invalid socket path ${path}: it is ${bytes} bytes long and a unix ` +
+        `socket path holds at most ${socketPathMaxBytes}. Choose a shorter path`,
+      Code.InvalidArgument,
+    );
+  }
+}
+
 /** How long a connect that neither succeeds nor fails may stay pending. */
 const probeTimeoutMs = 1000;
 

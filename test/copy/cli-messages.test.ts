@@ -1,11 +1,13 @@
 /**
  * Messages of the command outside a copy: its version, `serve` with bad
- * sockets, and an image command sent to an endpoint that has no image
- * service.
+ * sockets, an image command sent to an endpoint without the image
+ * service, and gRPC sent to a peer that is not an HTTP/2 server.
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -17,12 +19,15 @@ interface Output {
   stderr: string;
 }
 
-function runCommand(args: string[]): Promise<Output> {
+function runCommand(
+  args: string[],
+  options: { cwd?: string } = {},
+): Promise<Output> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [mainScript, ...args],
-      { timeout: 30_000 },
+      { timeout: 30_000, ...options },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : error.code;
         resolve({
@@ -72,6 +77,45 @@ test("serve rejects one socket twice", async (t) => {
   assert.ok(result.stderr.includes(socket), result.stderr);
 });
 
+test("serve rejects one socket spelled twice", async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(join(dir, "root"));
+
+  const result = await runCommand(
+    [
+      "serve",
+      "--root",
+      join(dir, "root"),
+      "--ttrpc",
+      "s.sock",
+      "--grpc",
+      join(dir, "s.sock"),
+    ],
+    { cwd: dir },
+  );
+
+  assert.equal(result.status, 2, result.stderr);
+  assert.match(result.stderr, /--ttrpc and --grpc both name/);
+});
+
+test("serve rejects a too long socket path", async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(join(dir, "root"));
+  const socket = join(dir, `${"s".repeat(120)}.sock`);
+
+  const result = await runCommand([
+    "serve",
+    "--root",
+    join(dir, "root"),
+    "--ttrpc",
+    socket,
+  ]);
+
+  assert.equal(result.status, 2, result.stderr);
+  assert.match(result.stderr, /holds at most 107/);
+  assert.equal(existsSync(socket), false);
+});
+
 test("serve names a missing socket folder", async (t) => {
   const dir = await tempDir(t);
   await mkdir(join(dir, "root"));
@@ -91,6 +135,25 @@ test("serve names a missing socket folder", async (t) => {
     result.stderr,
   );
   assert.doesNotMatch(result.stderr, /mkdtemp/);
+});
+
+test("gRPC to an HTTP/1 peer fails cleanly", async (t) => {
+  const dir = await tempDir(t);
+  const socket = join(dir, "http1.sock");
+  const server = createServer((connection) => {
+    connection.once("data", () => {
+      connection.end("HTTP/1.1 400 Bad Request\r\n\r\n");
+    });
+    connection.on("error", () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  t.after(() => new Promise((resolve) => server.close(resolve)));
+
+  const result = await runCommand(["--address", socket, "image", "ls"]);
+
+  assert.equal(result.status, 1, result.stderr);
+  assert.doesNotMatch(result.stderr, /Unhandled 'error' event/);
+  assert.ok(result.stderr.includes(socket), result.stderr);
 });
 
 test("image command names the endpoint", async (t) => {
