@@ -383,6 +383,10 @@ function paxHeader(records: PaxRecord[], mtime: Date | undefined): Buffer[] {
  * clearing the POSIX prefix field when `clearPrefix` is set, and returns
  * whether it fit. A name that does not fit leaves a truncated ASCII
  * placeholder, because a PAX record then carries the real one.
+ *
+ * Control characters such as a newline count as ASCII, as they do when
+ * node-tar packs a name. A PAX record could not carry them: node-tar's
+ * parser splits PAX records at every newline.
  */
 function writeUstarName(
   block: Buffer,
@@ -391,10 +395,10 @@ function writeUstarName(
   name: string,
   clearPrefix: boolean,
 ): boolean {
-  const ascii = /^[\x20-\x7e]*$/.test(name);
+  const ascii = /^[\x01-\x7f]*$/.test(name);
   const fits = ascii && name.length <= length;
   block.fill(0, offset, offset + length);
-  const placeholder = fits ? name : name.replace(/[^\x20-\x7e]/g, "_");
+  const placeholder = fits ? name : name.replace(/[^\x01-\x7f]/g, "_");
   block.write(placeholder.slice(0, length), offset, length, "ascii");
   if (clearPrefix && block.toString("ascii", 257, 263) === "ustar\0") {
     block.fill(0, 345, 500);

@@ -116,6 +116,23 @@ test("rename to long non-ASCII name", async (t) => {
   );
 });
 
+test("rename keeps newline in names", async () => {
+  const archive = rawTar([
+    { name: "top/", type: "5" },
+    { name: "top/a\nb", body: "nl" },
+  ]);
+
+  const entries = await listTar(
+    await rewrite(archive, { rename: { from: "top", to: "renamed" } }),
+  );
+
+  assert.deepEqual(
+    entries.map((entry) => entry.path),
+    ["renamed/", "renamed/a\nb"],
+  );
+  assert.equal(entries[1]?.body, "nl");
+});
+
 test("rename from long name", async (t) => {
   const top = `long-${"n".repeat(120)}`;
   const dir = await sampleTree(t, top);
