@@ -46,3 +46,15 @@ test("packData records the payload uncopied", () => {
   assert.equal(parts.length, 2);
   assert.equal(parts[1], payload);
 });
+
+test("packData copies a Go-sized payload", () => {
+  const payload = Buffer.alloc(32 * 1024, 5);
+  const any = packData(payload);
+  const parts = encodeMessageParts(AnySchema, any);
+  assert.equal(parts.length, 1);
+  assert.notEqual(parts[0]!.buffer, payload.buffer);
+  assert.deepEqual(
+    Buffer.from(parts[0]!),
+    Buffer.from(toBinary(AnySchema, { ...any })),
+  );
+});
