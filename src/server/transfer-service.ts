@@ -78,12 +78,19 @@ export function createTransferService(
         );
       } catch (error) {
         const failure = TransferError.from(error);
-        log.error("transfer failed", {
+        const fields = {
           namespace,
           ends: ends.map(describeEnd),
           code: failure.kind,
           error: failure.rawMessage,
-        });
+        };
+        // A client that stops reading on purpose, such as stat after the
+        // first header or a user's Ctrl-C, cancels: not a server fault.
+        if (failure.code === Code.Canceled) {
+          log.info("transfer canceled", fields);
+        } else {
+          log.error("transfer failed", fields);
+        }
         for (const stream of ends.flatMap(streamsOf)) {
           stream.abort(failure);
         }

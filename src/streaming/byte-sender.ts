@@ -43,9 +43,9 @@ export interface SendBytesOptions {
  * The stream's receive side keeps being read in the background after this
  * resolves; the stream's owner tears it down when the transfer is over.
  *
- * Over ttrpc the chunks of `source` are written to the socket without
- * being copied, possibly after this resolves, so the source must not
- * change a chunk after yielding it (see {@link ByteSource}).
+ * Over ttrpc, pieces of `source` larger than 64 KiB are written to the
+ * socket without being copied, possibly after this resolves, so the
+ * source must not change a chunk after yielding it (see {@link ByteSource}).
  */
 export async function sendBytes(
   stream: Stream,
@@ -62,10 +62,12 @@ export async function sendBytes(
     for (;;) {
       const message = await stream.receive();
       if (message === undefined) {
+        // The receiver chose to stop, as stat does after the first header:
+        // a cancel by the other end, not a fault of the sender.
         throw new TransferError(
           `the receiver ended stream ${stream.id} after ${total} bytes, ` +
             "before the sender finished",
-          Code.Aborted,
+          Code.Canceled,
         );
       }
       const update = unpackWindowUpdate(message);

@@ -8,8 +8,9 @@ import { Code, TransferError } from "../errors/index.js";
 
 /**
  * Bytes to send: a Node Readable, a web ReadableStream or any iterable.
- * The sender writes chunks to the ttrpc socket without copying them, so a
- * source must not change the bytes of a chunk after yielding it. A source
+ * The sender writes pieces larger than 64 KiB to the ttrpc socket without
+ * copying them, so a source must not change the bytes of a chunk after
+ * yielding it. A source
  * that yields fresh buffers, or the same unchanged buffer, meets that.
  */
 export type ByteSource =

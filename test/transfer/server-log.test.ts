@@ -1,0 +1,87 @@
+/**
+ * The server's log of transfers that end early: a client that stops
+ * reading on purpose is logged as canceled, not as a failure.
+ */
+import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import {
+  copyFromContainer,
+  statContainerPath,
+} from "../../src/client/index.js";
+import type { LogFields, Logger } from "../../src/server/index.js";
+import { startEndpoint } from "../helpers/endpoint.js";
+
+interface Entry {
+  level: "info" | "warn" | "error";
+  message: string;
+  fields: LogFields | undefined;
+}
+
+function recordingLogger(entries: Entry[]): Logger {
+  return {
+    info: (message, fields) => entries.push({ level: "info", message, fields }),
+    warn: (message, fields) => entries.push({ level: "warn", message, fields }),
+    error: (message, fields) =>
+      entries.push({ level: "error", message, fields }),
+  };
+}
+
+/** Waits up to 5 s for an entry with `message`. */
+async function entryWith(entries: Entry[], message: string): Promise<Entry> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const found = entries.find((entry) => entry.message === message);
+    if (found !== undefined) {
+      return found;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(
+    `no "${message}" entry in: ${entries.map((e) => e.message).join(", ")}`,
+  );
+}
+
+test("stat of a large file logs a cancel", async (t) => {
+  const entries: Entry[] = [];
+  const endpoint = await startEndpoint(t, "ttrpc", {
+    log: recordingLogger(entries),
+  });
+  const rootfs = await endpoint.addContainer("c1");
+  await writeFile(join(rootfs, "big"), Buffer.alloc(8 * 1024 * 1024));
+
+  const stat = await statContainerPath(endpoint.client, {
+    containerId: "c1",
+    path: "/big",
+  });
+
+  assert.equal(stat.size, 8 * 1024 * 1024);
+  const canceled = await entryWith(entries, "transfer canceled");
+  assert.equal(canceled.level, "info");
+  assert.equal(canceled.fields?.code, "canceled");
+  assert.equal(
+    entries.some((entry) => entry.level === "error"),
+    false,
+    entries.map((entry) => entry.message).join(", "),
+  );
+});
+
+test("missing path logs a failure", async (t) => {
+  const entries: Entry[] = [];
+  const endpoint = await startEndpoint(t, "ttrpc", {
+    log: recordingLogger(entries),
+  });
+  await endpoint.addContainer("c1");
+
+  await assert.rejects(
+    copyFromContainer(
+      endpoint.client,
+      { containerId: "c1", path: "/absent" },
+      join(endpoint.dir, "out"),
+    ),
+  );
+
+  const failed = await entryWith(entries, "transfer failed");
+  assert.equal(failed.level, "error");
+  assert.equal(failed.fields?.code, "not found");
+});
