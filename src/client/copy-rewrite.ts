@@ -395,15 +395,22 @@ function writeUstarName(
   name: string,
   clearPrefix: boolean,
 ): boolean {
-  const ascii = /^[\x01-\x7f]*$/.test(name);
+  const ascii = [...name].every(isAsciiWithoutNul);
   const fits = ascii && name.length <= length;
   block.fill(0, offset, offset + length);
-  const placeholder = fits ? name : name.replace(/[^\x01-\x7f]/g, "_");
+  const placeholder = fits
+    ? name
+    : [...name].map((c) => (isAsciiWithoutNul(c) ? c : "_")).join("");
   block.write(placeholder.slice(0, length), offset, length, "ascii");
   if (clearPrefix && block.toString("ascii", 257, 263) === "ustar\0") {
     block.fill(0, 345, 500);
   }
   return fits;
+}
+
+function isAsciiWithoutNul(character: string): boolean {
+  const code = character.codePointAt(0) ?? 0;
+  return code >= 1 && code <= 0x7f;
 }
 
 function writeChecksum(block: Buffer): void {
