@@ -142,18 +142,23 @@ export class TransferServer {
 }
 
 /**
- * Returns why listening failed. The staging folder beside the socket is
- * an internal step, so a failure there names the socket's folder instead.
+ * Returns the error for a failed system call while listening on `path`.
+ * The staging folder beside the socket is an internal step, so a failure
+ * there names the socket's folder instead.
  */
-function listenFailure(error: unknown, path: string): string {
+function listenError(error: unknown, path: string): TransferError {
   const code = (error as NodeJS.ErrnoException).code;
+  let reason = (error as Error).message;
   if (code === "ENOENT") {
-    return `folder ${dirname(path)} does not exist; create it first`;
+    reason = `folder ${dirname(path)} does not exist; create it first`;
+  } else if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
+    reason = `cannot create a socket in folder ${dirname(path)} (${code})`;
   }
-  if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
-    return `cannot create a socket in folder ${dirname(path)} (${code})`;
-  }
-  return (error as Error).message;
+  return new TransferError(
+    `cannot listen on ${path}: ${reason}`,
+    codeOfNodeError(error) ?? Code.Unknown,
+    error,
+  );
 }
 
 /**
@@ -178,11 +183,7 @@ async function listenOnSocket(
     // A system call that failed carries its name, unlike the errors that
     // removeStaleSocket raises itself.
     if ((error as NodeJS.ErrnoException).syscall !== undefined) {
-      throw new TransferError(
-        `cannot listen on ${path}: ${listenFailure(error, path)}`,
-        codeOfNodeError(error) ?? Code.Unknown,
-        error,
-      );
+      throw listenError(error, path);
     }
     throw TransferError.from(error);
   });
@@ -204,13 +205,7 @@ async function listenOnSocket(
     linked = await lstat(stagedPath);
   } catch (error) {
     await server.close();
-    throw error instanceof TransferError
-      ? error
-      : new TransferError(
-          `cannot listen on ${path}: ${listenFailure(error, path)}`,
-          codeOfNodeError(error) ?? Code.Unknown,
-          error,
-        );
+    throw error instanceof TransferError ? error : listenError(error, path);
   } finally {
     if (staging !== undefined) {
       await unlink(join(staging, "s")).catch(() => {});

@@ -84,8 +84,8 @@ export function createTransferService(
           code: failure.kind,
           error: failure.rawMessage,
         };
-        // A client that stops reading on purpose, such as stat after the
-        // first header or a user's Ctrl-C, cancels: not a server fault.
+        // A client may stop reading on purpose, as stat does after the first
+        // header, or a user may press Ctrl-C. That is no server fault.
         if (failure.code === Code.Canceled) {
           log.info("transfer canceled", fields);
         } else {

@@ -6,8 +6,8 @@ import { connect, type Server } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
 
 /**
- * Longest unix socket path in bytes. Linux's `sun_path` has room for 108
- * bytes, the last of them the terminating zero.
+ * Maximum length of a unix socket path in bytes. Linux's `sun_path` has
+ * room for 108 bytes, the last of them the terminating zero.
  */
 export const socketPathMaxBytes = 107;
 

@@ -46,6 +46,19 @@ async function tempDir(t: { after(fn: () => unknown): void }) {
   return dir;
 }
 
+/** Runs `serve` over the folder `dir`/root with the socket options given. */
+async function runServe(
+  dir: string,
+  sockets: string[],
+  options: { cwd?: string } = {},
+): Promise<Output> {
+  await mkdir(join(dir, "root"), { recursive: true });
+  return runCommand(
+    ["serve", "--root", join(dir, "root"), ...sockets],
+    options,
+  );
+}
+
 test("version matches package.json", async () => {
   const manifest = JSON.parse(
     await readFile(new URL("../../../package.json", import.meta.url), "utf8"),
@@ -59,18 +72,9 @@ test("version matches package.json", async () => {
 
 test("serve rejects one socket twice", async (t) => {
   const dir = await tempDir(t);
-  await mkdir(join(dir, "root"));
   const socket = join(dir, "both.sock");
 
-  const result = await runCommand([
-    "serve",
-    "--root",
-    join(dir, "root"),
-    "--ttrpc",
-    socket,
-    "--grpc",
-    socket,
-  ]);
+  const result = await runServe(dir, ["--ttrpc", socket, "--grpc", socket]);
 
   assert.equal(result.status, 2, result.stderr);
   assert.match(result.stderr, /--ttrpc and --grpc both name/);
@@ -79,18 +83,10 @@ test("serve rejects one socket twice", async (t) => {
 
 test("serve rejects one socket spelled twice", async (t) => {
   const dir = await tempDir(t);
-  await mkdir(join(dir, "root"));
 
-  const result = await runCommand(
-    [
-      "serve",
-      "--root",
-      join(dir, "root"),
-      "--ttrpc",
-      "s.sock",
-      "--grpc",
-      join(dir, "s.sock"),
-    ],
+  const result = await runServe(
+    dir,
+    ["--ttrpc", "s.sock", "--grpc", join(dir, "s.sock")],
     { cwd: dir },
   );
 
@@ -100,16 +96,9 @@ test("serve rejects one socket spelled twice", async (t) => {
 
 test("serve rejects a too long socket path", async (t) => {
   const dir = await tempDir(t);
-  await mkdir(join(dir, "root"));
   const socket = join(dir, `${"s".repeat(120)}.sock`);
 
-  const result = await runCommand([
-    "serve",
-    "--root",
-    join(dir, "root"),
-    "--ttrpc",
-    socket,
-  ]);
+  const result = await runServe(dir, ["--ttrpc", socket]);
 
   assert.equal(result.status, 2, result.stderr);
   assert.match(result.stderr, /holds at most 107/);
@@ -118,16 +107,9 @@ test("serve rejects a too long socket path", async (t) => {
 
 test("serve names a missing socket folder", async (t) => {
   const dir = await tempDir(t);
-  await mkdir(join(dir, "root"));
   const folder = join(dir, "absent");
 
-  const result = await runCommand([
-    "serve",
-    "--root",
-    join(dir, "root"),
-    "--ttrpc",
-    join(folder, "t.sock"),
-  ]);
+  const result = await runServe(dir, ["--ttrpc", join(folder, "t.sock")]);
 
   assert.equal(result.status, 1, result.stderr);
   assert.ok(

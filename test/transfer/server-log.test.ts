@@ -38,7 +38,7 @@ async function entryWith(entries: Entry[], message: string): Promise<Entry> {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error(
-    `no "${message}" entry in: ${entries.map((e) => e.message).join(", ")}`,
+    `no "${message}" entry in: ${entries.map((entry) => entry.message).join(", ")}`,
   );
 }
 
