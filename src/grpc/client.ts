@@ -3,9 +3,22 @@
  * connection to a unix socket, such as containerd's
  * `/run/containerd/containerd.sock`.
  */
-import type { Interceptor } from "@connectrpc/connect";
+import type {
+  DescMessage,
+  DescMethodStreaming,
+  MessageInitShape,
+} from "@bufbuild/protobuf";
+import {
+  type ContextValues,
+  createContextValues,
+  type Interceptor,
+  type StreamResponse,
+} from "@connectrpc/connect";
+import { runStreamingCall } from "@connectrpc/connect/protocol";
+import { requestHeader } from "@connectrpc/connect/protocol-grpc";
 import { createGrpcTransport as createConnectGrpcTransport } from "@connectrpc/connect-node";
 import type { ClientTransport } from "../transport/index.js";
+import { callGrpcStream } from "./client-stream.js";
 import { connectionErrors } from "./connection-errors.js";
 import { defaultMaxMessageBytes, sessionMemoryMegabytes } from "./limits.js";
 import { UnixSessionManager, unixAuthority } from "./unix-session.js";
@@ -82,6 +95,10 @@ export function createGrpcTransport(
     },
   );
 
+  const interceptors = [
+    connectionErrors(path),
+    ...(options.interceptors ?? []),
+  ];
   const transport = createConnectGrpcTransport({
     baseUrl: unixAuthority,
     sessionManager,
@@ -91,13 +108,47 @@ export function createGrpcTransport(
     // socket gzip costs more CPU than it saves.
     acceptCompression: [],
     defaultTimeoutMs: options.defaultTimeoutMs,
-    interceptors: [connectionErrors(path), ...(options.interceptors ?? [])],
+    interceptors,
   });
+  const limits = {
+    readMaxBytes: maxMessageBytes,
+    writeMaxBytes: maxMessageBytes,
+  };
 
   return {
     protocol: "grpc",
     unary: transport.unary.bind(transport),
-    stream: transport.stream.bind(transport),
+    stream<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodStreaming<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: ConstructorParameters<typeof Headers>[0],
+      input: AsyncIterable<MessageInitShape<I>>,
+      contextValues?: ContextValues,
+    ): Promise<StreamResponse<I, O>> {
+      const timeout =
+        timeoutMs === undefined
+          ? options.defaultTimeoutMs
+          : timeoutMs > 0
+            ? timeoutMs
+            : undefined;
+      return runStreamingCall<I, O>({
+        interceptors,
+        signal,
+        timeoutMs: timeout,
+        req: {
+          stream: true,
+          service: method.parent,
+          method,
+          requestMethod: "POST",
+          url: `${unixAuthority}/${method.parent.typeName}/${method.name}`,
+          header: requestHeader(true, timeout, header),
+          contextValues: contextValues ?? createContextValues(),
+          message: input,
+        },
+        next: (req) => callGrpcStream(sessionManager, req, limits),
+      });
+    },
     async close() {
       sessionManager.close();
     },

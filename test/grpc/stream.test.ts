@@ -259,3 +259,76 @@ test("bidi abort under backpressure ends handler", async (t) => {
 
   assert.ok(finished, "handler still suspended 2 s after the client reset");
 });
+
+test("stream messages over the client's limit fail both ways", async (t) => {
+  const { transport } = await startPair(
+    t,
+    {
+      services: [
+        createServiceSpec(Streaming, {
+          async *stream(requests) {
+            for await (const request of requests) {
+              yield { ...request, value: new Uint8Array(4096) };
+            }
+          },
+        }),
+      ],
+    },
+    { maxMessageBytes: 1024 },
+  );
+  const client = createClient(Streaming, transport);
+
+  const tooLarge = async function* (): AsyncIterable<Any> {
+    yield { ...textAny(""), value: new Uint8Array(2048) };
+    await new Promise(() => {});
+  };
+  const sent = await rejection(collect(client.stream(tooLarge())), 5000);
+  assert.ok(sent instanceof ConnectError);
+  assert.equal(sent.code, Code.ResourceExhausted);
+  assert.match(sent.message, /2\d{3} bytes is larger than the limit of 1024/);
+
+  const received = await rejection(
+    collect(client.stream(texts("small"))),
+    5000,
+  );
+  assert.ok(received instanceof ConnectError);
+  assert.equal(received.code, Code.ResourceExhausted);
+  assert.match(received.message, /larger than the limit of 1024/);
+});
+
+test("a stream reader that stops holds the server back", async (t) => {
+  const total = 200;
+  let produced = 0;
+  const { transport } = await startPair(t, {
+    services: [
+      createServiceSpec(Streaming, {
+        async *stream() {
+          for (let index = 0; index < total; index++) {
+            produced++;
+            const value = new Uint8Array(256 * 1024).fill(index);
+            yield { ...textAny(""), value };
+          }
+        },
+      }),
+    ],
+  });
+  const client = createClient(Streaming, transport);
+  const iterator = client.stream(texts("go"))[Symbol.asyncIterator]();
+  await iterator.next();
+  await sleep(300);
+
+  // 200 messages of 256 KiB are 50 MiB. The client parses at most 16
+  // ahead of its reader and then leaves the rest to HTTP/2 flow control.
+  assert.ok(produced < total / 2, `server produced ${produced} of ${total}`);
+
+  let count = 1;
+  for (
+    let next = await iterator.next();
+    !next.done;
+    next = await iterator.next()
+  ) {
+    assert.equal(next.value.value[0], count & 0xff);
+    count++;
+  }
+  assert.equal(count, total);
+});
