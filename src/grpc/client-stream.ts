@@ -70,8 +70,8 @@ export async function callGrpcStream<
     headers[key] = value;
   });
   const path = `/${method.parent.typeName}/${method.name}`;
-  const h2 = await sessions.request("POST", path, headers, {});
-  const call = new GrpcStreamCall(sessions, h2, method, limits, signal);
+  const httpStream = await sessions.request("POST", path, headers, {});
+  const call = new GrpcStreamCall(sessions, httpStream, method, limits, signal);
   void call.pump(request.message);
   const responseHeader = await call.responseHeader();
   return {
@@ -89,7 +89,7 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
 {
   readonly trailer = new Headers();
   readonly #sessions: UnixSessionManager;
-  readonly #h2: http2.ClientHttp2Stream;
+  readonly #httpStream: http2.ClientHttp2Stream;
   readonly #method: DescMethodStreaming<I, O>;
   readonly #limits: StreamLimits;
   readonly #signal: AbortSignal;
@@ -107,24 +107,24 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
 
   constructor(
     sessions: UnixSessionManager,
-    h2: http2.ClientHttp2Stream,
+    httpStream: http2.ClientHttp2Stream,
     method: DescMethodStreaming<I, O>,
     limits: StreamLimits,
     signal: AbortSignal,
   ) {
     this.#sessions = sessions;
-    this.#h2 = h2;
+    this.#httpStream = httpStream;
     this.#method = method;
     this.#limits = limits;
     this.#signal = signal;
     signal.addEventListener("abort", this.#onAbort, { once: true });
 
-    h2.on("response", (headers) => this.#onResponse(headers));
-    h2.on("data", (chunk: Buffer) => this.#onData(chunk));
-    h2.on("trailers", (headers) => copyHeaders(headers, this.trailer));
-    h2.on("end", () => this.#onEnd());
-    h2.on("error", (error) => this.#fail(streamError(error)));
-    h2.on("close", () => this.#onClose());
+    httpStream.on("response", (headers) => this.#onResponse(headers));
+    httpStream.on("data", (chunk: Buffer) => this.#onData(chunk));
+    httpStream.on("trailers", (headers) => copyHeaders(headers, this.trailer));
+    httpStream.on("end", () => this.#onEnd());
+    httpStream.on("error", (error) => this.#fail(streamError(error)));
+    httpStream.on("close", () => this.#onClose());
   }
 
   /** Resolves with the response headers; rejects if the call fails first. */
@@ -142,8 +142,8 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
 
   /**
    * Writes each request message, then ends the request. A message waits
-   * until the stream's buffer has drained. When the call fails or ends,
-   * the input is returned so that its producer stops waiting.
+   * until the stream's buffer has drained. Once the call has failed or
+   * ended, the next input message is dropped and the input is returned.
    */
   async pump(input: AsyncIterable<MessageShape<I>>): Promise<void> {
     const inputs = input[Symbol.asyncIterator]();
@@ -154,7 +154,7 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
           break;
         }
         if (next.done) {
-          this.#h2.end();
+          this.#httpStream.end();
           return;
         }
         const parts = encodeMessageParts(this.#method.input, next.value);
@@ -169,9 +169,9 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
         const prefix = Buffer.allocUnsafe(5);
         prefix[0] = 0;
         prefix.writeUInt32BE(length, 1);
-        let drained = this.#h2.write(prefix);
+        let drained = this.#httpStream.write(prefix);
         for (const part of parts) {
-          drained = this.#h2.write(part);
+          drained = this.#httpStream.write(part);
         }
         if (!drained) {
           await this.#drain();
@@ -189,10 +189,10 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
         const message = this.#messages.shift();
         if (message !== undefined) {
           if (
-            this.#h2.isPaused() &&
+            this.#httpStream.isPaused() &&
             this.#messages.length < readAheadMessages
           ) {
-            this.#h2.resume();
+            this.#httpStream.resume();
           }
           yield message;
           continue;
@@ -208,9 +208,14 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
         });
       }
     } finally {
-      // A reader that stops early cancels the call, as connect-node does.
+      // A reader that stops before the end cancels the call.
       if (!this.#done) {
-        this.#fail(new ConnectError("call cancelled", Code.Canceled));
+        this.#fail(
+          new ConnectError(
+            "the reader stopped before the end of the stream",
+            Code.Canceled,
+          ),
+        );
       }
     }
   }
@@ -222,12 +227,12 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
   #drain(): Promise<void> {
     return new Promise((resolve) => {
       const settle = () => {
-        this.#h2.off("drain", settle);
-        this.#h2.off("close", settle);
+        this.#httpStream.off("drain", settle);
+        this.#httpStream.off("close", settle);
         resolve();
       };
-      this.#h2.on("drain", settle);
-      this.#h2.on("close", settle);
+      this.#httpStream.on("drain", settle);
+      this.#httpStream.on("close", settle);
     });
   }
 
@@ -257,7 +262,7 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
   }
 
   #onData(chunk: Buffer): void {
-    this.#sessions.notifyResponseByteRead(this.#h2);
+    this.#sessions.notifyResponseByteRead(this.#httpStream);
     if (this.#done) {
       return;
     }
@@ -276,7 +281,7 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
       return;
     }
     if (this.#messages.length >= readAheadMessages) {
-      this.#h2.pause();
+      this.#httpStream.pause();
     }
     this.#wake();
   }
@@ -360,7 +365,7 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
     if (this.#done) {
       return;
     }
-    const code = this.#h2.rstCode ?? NGHTTP2_CANCEL;
+    const code = this.#httpStream.rstCode ?? NGHTTP2_CANCEL;
     this.#fail(resetError(code));
   }
 
@@ -371,8 +376,8 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
     }
     this.#failure = error;
     this.#release();
-    if (!this.#h2.closed) {
-      this.#h2.close(NGHTTP2_CANCEL);
+    if (!this.#httpStream.closed) {
+      this.#httpStream.close(NGHTTP2_CANCEL);
     }
     this.#wake();
   }
@@ -411,7 +416,10 @@ function streamError(error: unknown): ConnectError {
   return new ConnectError(message, Code.Internal, undefined, undefined, error);
 }
 
-/** The gRPC code for a stream the server reset with `code`. */
+/**
+ * Returns the error for a stream that the server reset with HTTP/2 error
+ * `code`, with the gRPC code that the gRPC HTTP/2 protocol assigns to it.
+ */
 function resetError(code: number): ConnectError {
   const message = `stream reset by the server with HTTP/2 code ${code}`;
   switch (code) {
