@@ -29,6 +29,7 @@ import {
   validateTrailer,
 } from "@connectrpc/connect/protocol-grpc";
 import { encodeMessageParts, partsLength } from "../any/index.js";
+import { checkSendSize, EnvelopeReader, envelopePrefix } from "./envelope.js";
 import type { UnixSessionManager } from "./unix-session.js";
 
 const {
@@ -99,9 +100,7 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
   #headerWaiter: (() => void) | undefined;
   #failure: ConnectError | undefined;
   #ended = false;
-  // Received bytes not yet parsed into a message.
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
+  readonly #envelopes: EnvelopeReader;
   readonly #onAbort = () =>
     this.#fail(ConnectError.from(getAbortSignalReason(this.#signal)));
 
@@ -117,6 +116,10 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
     this.#method = method;
     this.#limits = limits;
     this.#signal = signal;
+    this.#envelopes = new EnvelopeReader(
+      limits.readMaxBytes,
+      "response message",
+    );
     signal.addEventListener("abort", this.#onAbort, { once: true });
 
     httpStream.on("response", (headers) => this.#onResponse(headers));
@@ -159,17 +162,8 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
         }
         const parts = encodeMessageParts(this.#method.input, next.value);
         const length = partsLength(parts);
-        if (length > this.#limits.writeMaxBytes) {
-          throw new ConnectError(
-            `message of ${length} bytes is larger than the limit of ` +
-              `${this.#limits.writeMaxBytes} bytes`,
-            Code.ResourceExhausted,
-          );
-        }
-        const prefix = Buffer.allocUnsafe(5);
-        prefix[0] = 0;
-        prefix.writeUInt32BE(length, 1);
-        let drained = this.#httpStream.write(prefix);
+        checkSendSize(length, this.#limits.writeMaxBytes, "request message");
+        let drained = this.#httpStream.write(envelopePrefix(length));
         for (const part of parts) {
           drained = this.#httpStream.write(part);
         }
@@ -266,15 +260,14 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
     if (this.#done) {
       return;
     }
-    this.#pending.push(chunk);
-    this.#pendingBytes += chunk.length;
+    this.#envelopes.push(chunk);
     try {
       for (;;) {
-        const message = this.#parse();
-        if (message === undefined) {
+        const bytes = this.#envelopes.next();
+        if (bytes === undefined) {
           break;
         }
-        this.#messages.push(message);
+        this.#messages.push(fromBinary(this.#method.output, bytes));
       }
     } catch (error) {
       this.#fail(ConnectError.from(error, Code.Internal));
@@ -286,68 +279,15 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
     this.#wake();
   }
 
-  /** Takes one whole message off the received bytes, if there is one. */
-  #parse(): MessageShape<O> | undefined {
-    if (this.#pendingBytes < 5) {
-      return undefined;
-    }
-    let head = this.#pending[0]!;
-    if (head.length < 5) {
-      head = this.#join();
-    }
-    const flags = head[0]!;
-    const length = head.readUInt32BE(1);
-    if (flags !== 0) {
-      throw new ConnectError(
-        `received a message with flags ${flags}: compression was not ` +
-          "negotiated",
-        Code.Internal,
-      );
-    }
-    if (length > this.#limits.readMaxBytes) {
-      throw new ConnectError(
-        `message of ${length} bytes is larger than the limit of ` +
-          `${this.#limits.readMaxBytes} bytes`,
-        Code.ResourceExhausted,
-      );
-    }
-    if (this.#pendingBytes < 5 + length) {
-      return undefined;
-    }
-    if (head.length < 5 + length) {
-      head = this.#join();
-    }
-    // A plain Uint8Array view, so that bytes fields come out as they do
-    // from connect-es rather than as Buffers.
-    const message = fromBinary(
-      this.#method.output,
-      new Uint8Array(head.buffer, head.byteOffset + 5, length),
-    );
-    const rest = head.subarray(5 + length);
-    if (rest.length > 0) {
-      this.#pending[0] = rest;
-    } else {
-      this.#pending.shift();
-    }
-    this.#pendingBytes -= 5 + length;
-    return message;
-  }
-
-  #join(): Buffer {
-    const joined = Buffer.concat(this.#pending, this.#pendingBytes);
-    this.#pending = [joined];
-    return joined;
-  }
-
   #onEnd(): void {
     if (this.#done) {
       return;
     }
     try {
-      if (this.#pendingBytes > 0) {
+      const left = this.#envelopes.pendingBytes;
+      if (left > 0) {
         throw new ConnectError(
-          `the response ended inside a message (${this.#pendingBytes} ` +
-            "bytes left over)",
+          `the response ended inside a message (${left} bytes left over)`,
           Code.Internal,
         );
       }

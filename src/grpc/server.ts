@@ -12,6 +12,7 @@ import {
   createConnectRouter,
   createServiceImplSpec,
   type Interceptor,
+  type MethodImplSpec,
   type ServiceImpl,
   type ServiceImplSpec,
 } from "@connectrpc/connect";
@@ -28,6 +29,12 @@ import {
   sessionMemoryMegabytes,
   widenConnectionWindow,
 } from "./limits.js";
+import {
+  type BidiSpec,
+  type StreamSettings,
+  serveGrpcStream,
+  servesDirectly,
+} from "./server-stream.js";
 
 const debug = debuglog("grpc");
 
@@ -117,13 +124,30 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   for (const handler of router.handlers) {
     handlers.set(handler.requestPath, handler);
   }
+  const streams = new Map<string, BidiSpec>();
+  for (const service of options.services) {
+    for (const spec of methodSpecs(service)) {
+      if (servesDirectly(spec)) {
+        streams.set(
+          `/${spec.method.parent.typeName}/${spec.method.name}`,
+          spec,
+        );
+      }
+    }
+  }
+  const streamSettings: StreamSettings = {
+    interceptors: [statusFromErrors, ...(options.interceptors ?? [])],
+    shutdownSignal: shutdown.signal,
+    maxMessageBytes,
+  };
 
   const server = http2.createServer(
     {
       maxSessionMemory: sessionMemoryMegabytes(maxMessageBytes),
       settings: http2Settings,
     },
-    (request, response) => serveRequest(handlers, request, response),
+    (request, response) =>
+      serveRequest(handlers, streams, streamSettings, request, response),
   );
   // A server error with no listener, such as EMFILE on accept after
   // listen() succeeded, would crash the process, so it is logged.
@@ -194,6 +218,18 @@ async function* convertErrors<T>(messages: AsyncIterable<T>) {
   }
 }
 
+/** Returns the method implementations of a service, missing ones included. */
+function methodSpecs(service: GrpcService): MethodImplSpec[] {
+  const spec =
+    "service" in service
+      ? service
+      : createServiceImplSpec(
+          service[0],
+          service[1] as Partial<ServiceImpl<(typeof service)[0]>>,
+        );
+  return Object.values(spec.methods);
+}
+
 function addService(
   router: ReturnType<typeof createConnectRouter>,
   service: GrpcService,
@@ -213,10 +249,19 @@ function addService(
 
 function serveRequest(
   handlers: Map<string, UniversalHandler>,
+  streams: Map<string, BidiSpec>,
+  streamSettings: StreamSettings,
   request: http2.Http2ServerRequest,
   response: http2.Http2ServerResponse,
 ): void {
   const path = request.url.split("?", 1)[0] ?? "";
+  const stream = streams.get(path);
+  if (stream && request.method === "POST") {
+    serveGrpcStream(stream, request, response, streamSettings).catch(
+      (error: unknown) => debug("%s: call failed: %s", path, error),
+    );
+    return;
+  }
   const handler = handlers.get(path);
   if (!handler) {
     // grpc-go responds the same way: HTTP 200 with the status in the headers.

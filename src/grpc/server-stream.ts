@@ -1,0 +1,376 @@
+/**
+ * Bidirectional streaming calls of the gRPC server, served on Node.js's
+ * HTTP/2 stream rather than through connect-node.
+ *
+ * connect-node encodes each response message, copies it into its envelope
+ * and waits for the stream to drain after every write. It also copies
+ * each request message out of the received chunks. Here a response
+ * message recorded with its encoding goes out as a 5-byte prefix and its
+ * parts, and a request message that lies inside one chunk is decoded from
+ * that chunk. connect-es still runs the implementation and the
+ * interceptors, and builds the status trailers. Other calls stay with
+ * connect-node.
+ */
+import type * as http2 from "node:http2";
+import { debuglog } from "node:util";
+import {
+  type DescMessage,
+  fromBinary,
+  type MessageShape,
+} from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createHandlerContext,
+  type Interceptor,
+  type MethodImplSpec,
+} from "@connectrpc/connect";
+import { transformInvokeImplementation } from "@connectrpc/connect/protocol";
+import {
+  parseTimeout,
+  setTrailerStatus,
+} from "@connectrpc/connect/protocol-grpc";
+import { encodeMessageParts, partsLength } from "../any/index.js";
+import { toConnectError } from "../errors/index.js";
+import { checkSendSize, EnvelopeReader, envelopePrefix } from "./envelope.js";
+
+const debug = debuglog("grpc");
+
+/** Request messages decoded ahead of the handler before reading pauses. */
+const readAheadMessages = 16;
+
+/** Settings that every call of one server shares. */
+export interface StreamSettings {
+  interceptors: Interceptor[];
+  shutdownSignal: AbortSignal;
+  maxMessageBytes: number;
+}
+
+export type BidiSpec = Extract<MethodImplSpec, { kind: "bidi_streaming" }>;
+type HandlerContext = ReturnType<typeof createHandlerContext>;
+
+/** Returns whether calls of `spec` are served by {@link serveGrpcStream}. */
+export function servesDirectly(spec: MethodImplSpec): spec is BidiSpec {
+  return spec.kind === "bidi_streaming";
+}
+
+/**
+ * Serves one bidirectional streaming call. Settles when the call has
+ * ended; every error ends the call with a status in its trailers.
+ */
+export async function serveGrpcStream(
+  spec: BidiSpec,
+  request: http2.Http2ServerRequest,
+  response: http2.Http2ServerResponse,
+  settings: StreamSettings,
+): Promise<void> {
+  const contentType = request.headers["content-type"] ?? "";
+  if (!/^application\/grpc(\+proto)?(;|$)/i.test(contentType)) {
+    response.writeHead(415, { "content-type": "text/plain" });
+    response.end(
+      `unsupported content type "${contentType}": use application/grpc+proto`,
+    );
+    return;
+  }
+  await new ServerStreamCall(spec, request, response, settings).run();
+}
+
+class ServerStreamCall {
+  readonly #spec: BidiSpec;
+  readonly #request: http2.Http2ServerRequest;
+  readonly #response: http2.Http2ServerResponse;
+  readonly #stream: http2.ServerHttp2Stream;
+  readonly #settings: StreamSettings;
+  readonly #requestSignal = new AbortController();
+  readonly #envelopes: EnvelopeReader;
+  readonly #messages: MessageShape<DescMessage>[] = [];
+  #context: HandlerContext | undefined;
+  #reader: (() => void) | undefined;
+  #drainWaiter: (() => void) | undefined;
+  #inputEnded = false;
+  #inputError: ConnectError | undefined;
+  #finished = false;
+
+  constructor(
+    spec: BidiSpec,
+    request: http2.Http2ServerRequest,
+    response: http2.Http2ServerResponse,
+    settings: StreamSettings,
+  ) {
+    this.#spec = spec;
+    this.#request = request;
+    this.#response = response;
+    this.#stream = request.stream;
+    this.#settings = settings;
+    this.#envelopes = new EnvelopeReader(
+      settings.maxMessageBytes,
+      "request message",
+    );
+  }
+
+  async run(): Promise<void> {
+    const stream = this.#stream;
+    stream.on("data", (chunk: Buffer) => this.#onData(chunk));
+    stream.on("end", () => this.#onInputEnd());
+    stream.on("drain", () => this.#wakeWriter());
+    stream.on("close", () => this.#onClose());
+    // Without a listener, an error such as a write after a reset would end
+    // the process. The call learns of the failure from "close".
+    stream.on("error", (error) =>
+      debug("%s: stream error: %s", this.#request.url, error.message),
+    );
+
+    const { headers } = this.#request;
+    const requestHeader = new Headers();
+    for (const [key, value] of Object.entries(headers)) {
+      if (key.startsWith(":") || value === undefined) {
+        continue;
+      }
+      for (const item of Array.isArray(value) ? value : [value]) {
+        requestHeader.append(key, item);
+      }
+    }
+    const timeout = parseTimeout(
+      requestHeader.get("grpc-timeout"),
+      Number.MAX_SAFE_INTEGER,
+    );
+    const { method } = this.#spec;
+    const context = createHandlerContext({
+      service: method.parent,
+      method,
+      protocolName: "grpc",
+      requestMethod: "POST",
+      url: this.#request.url,
+      timeoutMs: timeout.timeoutMs,
+      shutdownSignal: this.#settings.shutdownSignal,
+      requestSignal: this.#requestSignal.signal,
+      requestHeader,
+    });
+    this.#context = context;
+    if (timeout.error) {
+      this.#finishWithError(timeout.error);
+      return;
+    }
+    const encoding = requestHeader.get("grpc-encoding");
+    if (encoding !== null && encoding !== "identity") {
+      this.#finishWithError(
+        new ConnectError(
+          `unsupported compression "${encoding}": send uncompressed messages`,
+          Code.Unimplemented,
+        ),
+      );
+      return;
+    }
+
+    // A deadline, a server shutdown or a failure of this call ends it at
+    // once, without waiting for the handler to notice its signal.
+    context.signal.addEventListener(
+      "abort",
+      () => this.#finishWithError(context.signal.reason),
+      { once: true },
+    );
+    try {
+      await this.#writeOutputs(context);
+    } catch (error) {
+      this.#finishWithError(error);
+    }
+  }
+
+  async #writeOutputs(context: HandlerContext): Promise<void> {
+    const outputs = transformInvokeImplementation(
+      this.#spec,
+      context,
+      this.#settings.interceptors,
+    )(this.#inputs());
+    for await (const output of outputs) {
+      if (this.#finished) {
+        return;
+      }
+      const parts = encodeMessageParts(
+        this.#spec.method.output,
+        output as MessageShape<DescMessage>,
+      );
+      const length = partsLength(parts);
+      checkSendSize(length, this.#settings.maxMessageBytes, "response message");
+      this.#sendHeaders();
+      let drained = this.#stream.write(envelopePrefix(length));
+      for (const part of parts) {
+        drained = this.#stream.write(part);
+      }
+      if (!drained) {
+        await new Promise<void>((resolve) => {
+          this.#drainWaiter = resolve;
+        });
+      }
+    }
+    this.#finish(undefined);
+  }
+
+  async *#inputs(): AsyncGenerator<MessageShape<DescMessage>> {
+    for (;;) {
+      const message = this.#messages.shift();
+      if (message !== undefined) {
+        if (
+          this.#stream.isPaused() &&
+          this.#messages.length < readAheadMessages
+        ) {
+          this.#stream.resume();
+        }
+        yield message;
+        continue;
+      }
+      if (this.#inputError) {
+        throw this.#inputError;
+      }
+      if (this.#inputEnded) {
+        return;
+      }
+      await new Promise<void>((resolve) => {
+        this.#reader = resolve;
+      });
+    }
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#finished || this.#inputError) {
+      // Later bytes are read and dropped, so that a client still writing
+      // is not held by flow control.
+      return;
+    }
+    this.#envelopes.push(chunk);
+    try {
+      for (;;) {
+        const bytes = this.#envelopes.next();
+        if (bytes === undefined) {
+          break;
+        }
+        this.#messages.push(fromBinary(this.#spec.method.input, bytes));
+      }
+    } catch (error) {
+      this.#failInput(
+        error instanceof ConnectError
+          ? error
+          : new ConnectError(
+              `invalid request message: ${(error as Error).message}`,
+              Code.InvalidArgument,
+            ),
+      );
+      return;
+    }
+    if (this.#messages.length >= readAheadMessages) {
+      this.#stream.pause();
+    }
+    this.#wakeReader();
+  }
+
+  #onInputEnd(): void {
+    if (this.#envelopes.pendingBytes > 0) {
+      this.#failInput(
+        new ConnectError(
+          `the request ended inside a message ` +
+            `(${this.#envelopes.pendingBytes} bytes left over)`,
+          Code.InvalidArgument,
+        ),
+      );
+      return;
+    }
+    this.#inputEnded = true;
+    this.#wakeReader();
+  }
+
+  /**
+   * Makes the handler's next read of the input throw `error`, after the
+   * messages already decoded. The handler's failure then ends the call.
+   */
+  #failInput(error: ConnectError): void {
+    if (this.#inputError) {
+      return;
+    }
+    debug("%s: %s", this.#request.url, error.message);
+    this.#inputError = error;
+    this.#wakeReader();
+  }
+
+  /** The stream closed: a client that reset it, or the end of the call. */
+  #onClose(): void {
+    if (this.#finished) {
+      return;
+    }
+    this.#finished = true;
+    const reason = new ConnectError(
+      "the client closed the stream",
+      Code.Canceled,
+    );
+    debug("%s: %s", this.#request.url, reason.message);
+    this.#abortHandler(reason);
+  }
+
+  #sendHeaders(): void {
+    if (!this.#response.headersSent) {
+      const headers: http2.OutgoingHttpHeaders = {
+        "content-type": "application/grpc+proto",
+      };
+      this.#context?.responseHeader.forEach((value, key) => {
+        headers[key] = value;
+      });
+      this.#response.writeHead(200, headers);
+    }
+  }
+
+  #finishWithError(reason: unknown): void {
+    if (this.#finished) {
+      return;
+    }
+    const error = toConnectError(reason);
+    debug("%s failed: %s", this.#request.url, error.message);
+    this.#finish(error);
+  }
+
+  /**
+   * Sends the status once, in trailers after the response headers, and
+   * aborts the handler's signal, with `error` on failure.
+   */
+  #finish(error: ConnectError | undefined): void {
+    if (this.#finished) {
+      return;
+    }
+    this.#finished = true;
+    if (!this.#stream.destroyed) {
+      this.#sendHeaders();
+      const trailer = setTrailerStatus(
+        new Headers(this.#context?.responseTrailer),
+        error,
+      );
+      const trailers: http2.OutgoingHttpHeaders = {};
+      trailer.forEach((value, key) => {
+        trailers[key] = value;
+      });
+      this.#response.addTrailers(trailers);
+      this.#response.end();
+      this.#stream.resume();
+    }
+    this.#abortHandler(error);
+  }
+
+  #abortHandler(reason: ConnectError | undefined): void {
+    if (reason !== undefined) {
+      this.#inputError ??= reason;
+      this.#requestSignal.abort(reason);
+    }
+    this.#context?.abort(reason);
+    this.#wakeReader();
+    this.#wakeWriter();
+  }
+
+  #wakeReader(): void {
+    const reader = this.#reader;
+    this.#reader = undefined;
+    reader?.();
+  }
+
+  #wakeWriter(): void {
+    const waiter = this.#drainWaiter;
+    this.#drainWaiter = undefined;
+    waiter?.();
+  }
+}
