@@ -29,7 +29,7 @@ import {
   validateTrailer,
 } from "@connectrpc/connect/protocol-grpc";
 import { encodeMessageParts, partsLength } from "../any/index.js";
-import { checkSendSize, EnvelopeReader, envelopePrefix } from "./envelope.js";
+import { checkSendSize, EnvelopeReader, writeEnvelope } from "./envelope.js";
 import type { UnixSessionManager } from "./unix-session.js";
 
 const {
@@ -126,7 +126,7 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
     httpStream.on("data", (chunk: Buffer) => this.#onData(chunk));
     httpStream.on("trailers", (headers) => copyHeaders(headers, this.trailer));
     httpStream.on("end", () => this.#onEnd());
-    httpStream.on("error", (error) => this.#fail(streamError(error)));
+    httpStream.on("error", (error) => this.#fail(this.#streamError(error)));
     httpStream.on("close", () => this.#onClose());
   }
 
@@ -163,10 +163,7 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
         const parts = encodeMessageParts(this.#method.input, next.value);
         const length = partsLength(parts);
         checkSendSize(length, this.#limits.writeMaxBytes, "request message");
-        let drained = this.#httpStream.write(envelopePrefix(length));
-        for (const part of parts) {
-          drained = this.#httpStream.write(part);
-        }
+        const drained = writeEnvelope(this.#httpStream, length, parts);
         if (!drained) {
           await this.#drain();
         }
@@ -180,6 +177,10 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
   async *[Symbol.asyncIterator](): AsyncIterator<MessageShape<O>> {
     try {
       for (;;) {
+        // A failed call delivers no more messages, even buffered ones.
+        if (this.#failure) {
+          throw this.#failure;
+        }
         const message = this.#messages.shift();
         if (message !== undefined) {
           if (
@@ -191,9 +192,6 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
           yield message;
           continue;
         }
-        if (this.#failure) {
-          throw this.#failure;
-        }
         if (this.#ended) {
           return;
         }
@@ -202,7 +200,9 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
         });
       }
     } finally {
-      // A reader that stops before the end cancels the call.
+      // A reader that calls return() before the end cancels the call.
+      // connect-es's call wrappers do not pass return() on, so callers of
+      // createClient cancel with their AbortSignal.
       if (!this.#done) {
         this.#fail(
           new ConnectError(
@@ -298,6 +298,11 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
     }
     this.#ended = true;
     this.#release();
+    // A server may send its status while the request is still open. The
+    // call is over, so the stream is reset rather than left open.
+    if (!this.#httpStream.writableEnded) {
+      this.#reset(NGHTTP2_CANCEL);
+    }
     this.#wake();
   }
 
@@ -316,10 +321,48 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
     }
     this.#failure = error;
     this.#release();
-    if (!this.#httpStream.closed) {
-      this.#httpStream.close(NGHTTP2_CANCEL);
-    }
+    this.#reset(NGHTTP2_CANCEL);
     this.#wake();
+  }
+
+  /**
+   * Resets the stream with `code` on the next turn of the event loop.
+   * Node.js 20.20 can call this class from inside its frame parsing, for
+   * example with the response headers. A reset made there frees the
+   * stream while the parser still reads it (a use after free that
+   * valgrind reported and that crashed test runs).
+   */
+  #reset(code: number): void {
+    setImmediate(() => {
+      if (!this.#httpStream.closed) {
+        this.#httpStream.close(code);
+      }
+    });
+  }
+
+  /**
+   * Returns the error for an "error" event. A stream that the server
+   * reset gets the code of its reset: Node.js emits "error" before
+   * "close".
+   */
+  #streamError(error: Error): ConnectError {
+    if (error instanceof ConnectError) {
+      return error;
+    }
+    const code = this.#httpStream.rstCode;
+    if (
+      (error as NodeJS.ErrnoException).code === "ERR_HTTP2_STREAM_ERROR" &&
+      code !== undefined
+    ) {
+      return resetError(code);
+    }
+    return new ConnectError(
+      error.message,
+      Code.Internal,
+      undefined,
+      undefined,
+      error,
+    );
   }
 
   #release(): void {
@@ -346,14 +389,6 @@ function copyHeaders(source: http2.IncomingHttpHeaders, target: Headers): void {
       target.append(key, item);
     }
   }
-}
-
-function streamError(error: unknown): ConnectError {
-  if (error instanceof ConnectError) {
-    return error;
-  }
-  const message = error instanceof Error ? error.message : String(error);
-  return new ConnectError(message, Code.Internal, undefined, undefined, error);
 }
 
 /**

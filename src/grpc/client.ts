@@ -20,7 +20,11 @@ import { createGrpcTransport as createConnectGrpcTransport } from "@connectrpc/c
 import type { ClientTransport } from "../transport/index.js";
 import { callGrpcStream } from "./client-stream.js";
 import { connectionErrors } from "./connection-errors.js";
-import { defaultMaxMessageBytes, sessionMemoryMegabytes } from "./limits.js";
+import {
+  defaultMaxMessageBytes,
+  sessionMemoryMegabytes,
+  timerMs,
+} from "./limits.js";
 import { UnixSessionManager, unixAuthority } from "./unix-session.js";
 
 /** Options of {@link createGrpcTransport}. */
@@ -107,7 +111,7 @@ export function createGrpcTransport(
     // Advertising no compression keeps responses uncompressed. On a local
     // socket gzip costs more CPU than it saves.
     acceptCompression: [],
-    defaultTimeoutMs: options.defaultTimeoutMs,
+    defaultTimeoutMs: timerMs(options.defaultTimeoutMs),
     interceptors,
   });
   const limits = {
@@ -117,7 +121,15 @@ export function createGrpcTransport(
 
   return {
     protocol: "grpc",
-    unary: transport.unary.bind(transport),
+    // A deadline longer than a Node.js timer can wait counts as none, which
+    // connect-es takes as 0.
+    unary: (method, signal, timeoutMs, ...rest) =>
+      transport.unary(
+        method,
+        signal,
+        timeoutMs === undefined ? undefined : (timerMs(timeoutMs) ?? 0),
+        ...rest,
+      ),
     stream<I extends DescMessage, O extends DescMessage>(
       method: DescMethodStreaming<I, O>,
       signal: AbortSignal | undefined,
@@ -126,12 +138,13 @@ export function createGrpcTransport(
       input: AsyncIterable<MessageInitShape<I>>,
       contextValues?: ContextValues,
     ): Promise<StreamResponse<I, O>> {
-      const timeout =
+      const timeout = timerMs(
         timeoutMs === undefined
           ? options.defaultTimeoutMs
           : timeoutMs > 0
             ? timeoutMs
-            : undefined;
+            : undefined,
+      );
       return runStreamingCall<I, O>({
         interceptors,
         signal,

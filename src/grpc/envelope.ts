@@ -3,6 +3,7 @@
  * big-endian length and the encoded message. The flag is 0 because this
  * package neither sends nor accepts compressed messages.
  */
+import type { Writable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
 
 /** Bytes of the prefix in front of each message. */
@@ -14,6 +15,28 @@ export function envelopePrefix(length: number): Buffer {
   prefix[0] = 0;
   prefix.writeUInt32BE(length, 1);
   return prefix;
+}
+
+/**
+ * Writes one message of `length` bytes, given as `parts`, behind its
+ * prefix, without copying the parts. Returns false when the caller should
+ * wait for "drain".
+ *
+ * NOTE: the parts' owners are not told when Node.js's HTTP/2 stream is
+ * done with them, so buffers that the byte sender could reuse after a
+ * ttrpc write are not reused after a gRPC one. Whether the stream's
+ * write callback comes only after the socket write was not confirmed.
+ */
+export function writeEnvelope(
+  stream: Writable,
+  length: number,
+  parts: readonly Uint8Array[],
+): boolean {
+  let drained = stream.write(envelopePrefix(length));
+  for (const part of parts) {
+    drained = stream.write(part);
+  }
+  return drained;
 }
 
 /**

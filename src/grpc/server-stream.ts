@@ -11,7 +11,7 @@
  * interceptors, and builds the status trailers. Other calls stay with
  * connect-node.
  */
-import type * as http2 from "node:http2";
+import * as http2 from "node:http2";
 import { debuglog } from "node:util";
 import {
   type DescMessage,
@@ -32,9 +32,18 @@ import {
 } from "@connectrpc/connect/protocol-grpc";
 import { encodeMessageParts, partsLength } from "../any/index.js";
 import { toConnectError } from "../errors/index.js";
-import { checkSendSize, EnvelopeReader, envelopePrefix } from "./envelope.js";
+import { checkSendSize, EnvelopeReader, writeEnvelope } from "./envelope.js";
+import { timerMs } from "./limits.js";
 
 const debug = debuglog("grpc");
+
+const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR } = http2.constants;
+
+/**
+ * Time in ms that the status of a failed call may wait behind response
+ * messages that the client does not read before the stream is reset.
+ */
+const statusGraceMs = 500;
 
 /** Request messages decoded ahead of the handler before reading pauses. */
 const readAheadMessages = 16;
@@ -89,6 +98,8 @@ class ServerStreamCall {
   #drainWaiter: (() => void) | undefined;
   #inputEnded = false;
   #inputError: ConnectError | undefined;
+  // The reason the call was aborted; it ends the input at once.
+  #aborted: ConnectError | undefined;
   #finished = false;
 
   constructor(
@@ -141,7 +152,7 @@ class ServerStreamCall {
       protocolName: "grpc",
       requestMethod: "POST",
       url: this.#request.url,
-      timeoutMs: timeout.timeoutMs,
+      timeoutMs: timerMs(timeout.timeoutMs),
       shutdownSignal: this.#settings.shutdownSignal,
       requestSignal: this.#requestSignal.signal,
       requestHeader,
@@ -193,10 +204,7 @@ class ServerStreamCall {
       const length = partsLength(parts);
       checkSendSize(length, this.#settings.maxMessageBytes, "response message");
       this.#sendHeaders();
-      let drained = this.#stream.write(envelopePrefix(length));
-      for (const part of parts) {
-        drained = this.#stream.write(part);
-      }
+      const drained = writeEnvelope(this.#stream, length, parts);
       if (!drained) {
         await new Promise<void>((resolve) => {
           this.#drainWaiter = resolve;
@@ -208,6 +216,10 @@ class ServerStreamCall {
 
   async *#inputs(): AsyncGenerator<MessageShape<DescMessage>> {
     for (;;) {
+      // An aborted call passes on no more messages, even buffered ones.
+      if (this.#aborted) {
+        throw this.#aborted;
+      }
       const message = this.#messages.shift();
       if (message !== undefined) {
         if (
@@ -264,14 +276,21 @@ class ServerStreamCall {
   }
 
   #onInputEnd(): void {
-    if (this.#envelopes.pendingBytes > 0) {
-      this.#failInput(
-        new ConnectError(
-          `the request ended inside a message ` +
-            `(${this.#envelopes.pendingBytes} bytes left over)`,
-          Code.InvalidArgument,
-        ),
-      );
+    const left = this.#envelopes.pendingBytes;
+    if (left > 0) {
+      // Node.js also emits "end" just before "close" for a stream that
+      // the client reset. The check waits a turn, so that a reset is
+      // reported as the cancel it is.
+      setImmediate(() => {
+        if (!this.#finished) {
+          this.#failInput(
+            new ConnectError(
+              `the request ended inside a message (${left} bytes left over)`,
+              Code.InvalidArgument,
+            ),
+          );
+        }
+      });
       return;
     }
     this.#inputEnded = true;
@@ -305,16 +324,20 @@ class ServerStreamCall {
     this.#abortHandler(reason);
   }
 
+  /**
+   * Sends the response headers once, with the handler's. A handler's
+   * header that HTTP/2 forbids is left out and logged.
+   */
   #sendHeaders(): void {
-    if (!this.#response.headersSent) {
-      const headers: http2.OutgoingHttpHeaders = {
-        "content-type": "application/grpc+proto",
-      };
-      this.#context?.responseHeader.forEach((value, key) => {
-        headers[key] = value;
-      });
-      this.#response.writeHead(200, headers);
+    if (this.#response.headersSent) {
+      return;
     }
+    const headers = nodeHeaders(
+      this.#context?.responseHeader,
+      this.#request.url,
+    );
+    headers["content-type"] = "application/grpc+proto";
+    this.#response.writeHead(200, headers);
   }
 
   #finishWithError(reason: unknown): void {
@@ -341,19 +364,47 @@ class ServerStreamCall {
         new Headers(this.#context?.responseTrailer),
         error,
       );
-      const trailers: http2.OutgoingHttpHeaders = {};
-      trailer.forEach((value, key) => {
-        trailers[key] = value;
-      });
-      this.#response.addTrailers(trailers);
+      this.#response.addTrailers(nodeHeaders(trailer, this.#request.url));
       this.#response.end();
       this.#stream.resume();
+      this.#closeAfterStatus(error !== undefined);
     }
     this.#abortHandler(error);
   }
 
+  /**
+   * Resets the stream once the status is out when the client has not
+   * ended its side, as grpc-go servers do, so that the stream does not
+   * stay open while the client keeps writing. A failed call whose status
+   * is still queued after {@link statusGraceMs}, behind messages that the
+   * client does not read, is reset without it: the client then sees a
+   * cancelled stream.
+   */
+  #closeAfterStatus(failed: boolean): void {
+    const stream = this.#stream;
+    // The reset waits for the next turn of the event loop: a reset made
+    // while Node.js parses frames can free the stream under its parser.
+    const reset = (code: number) =>
+      setImmediate(() => {
+        if (!stream.closed) {
+          stream.close(code);
+        }
+      });
+    // Node.js sends the trailers from its own "wantTrailers" listener,
+    // which runs before this one.
+    stream.once("wantTrailers", () => {
+      if (!this.#inputEnded) {
+        reset(NGHTTP2_NO_ERROR);
+      }
+    });
+    if (failed) {
+      setTimeout(() => reset(NGHTTP2_CANCEL), statusGraceMs).unref();
+    }
+  }
+
   #abortHandler(reason: ConnectError | undefined): void {
     if (reason !== undefined) {
+      this.#aborted ??= reason;
       this.#inputError ??= reason;
       this.#requestSignal.abort(reason);
     }
@@ -373,4 +424,34 @@ class ServerStreamCall {
     this.#drainWaiter = undefined;
     waiter?.();
   }
+}
+
+// Header fields that HTTP/2 forbids; Node.js throws for them.
+const connectionHeaders = new Set([
+  "connection",
+  "http2-settings",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+/**
+ * Converts a handler's headers or trailers for Node.js, leaving out, and
+ * logging, the fields that HTTP/2 forbids.
+ */
+function nodeHeaders(
+  headers: Headers | undefined,
+  url: string,
+): http2.OutgoingHttpHeaders {
+  const result: http2.OutgoingHttpHeaders = {};
+  headers?.forEach((value, key) => {
+    if (connectionHeaders.has(key)) {
+      debug("%s: left out header %s, which HTTP/2 forbids", url, key);
+      return;
+    }
+    result[key] = value;
+  });
+  return result;
 }
