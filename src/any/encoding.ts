@@ -16,18 +16,37 @@ interface Recorded {
 }
 
 const encodings = new WeakMap<object, Recorded>();
+const writtenCallbacks = new WeakMap<object, () => void>();
 
 /**
  * Records `parts`, in order, as the binary encoding of `message`, a
  * message of type `typeName`. The caller must change neither the message
- * nor the parts afterwards.
+ * nor the parts afterwards. `onWritten`, when given, is for the transport
+ * that writes the parts: see {@link takeWrittenCallback}.
  */
 export function recordEncoding(
   message: object,
   typeName: string,
   parts: readonly Uint8Array[],
+  onWritten?: () => void,
 ): void {
   encodings.set(message, { typeName, parts });
+  if (onWritten !== undefined) {
+    writtenCallbacks.set(message, onWritten);
+  }
+}
+
+/**
+ * Returns, once, the callback recorded with the encoding of `message`. A
+ * transport that writes the parts calls it when its socket no longer
+ * references them, after the write completed or failed, so that their owner
+ * may reuse the memory. A transport that never calls it only loses that
+ * reuse.
+ */
+export function takeWrittenCallback(message: object): (() => void) | undefined {
+  const callback = writtenCallbacks.get(message);
+  writtenCallbacks.delete(message);
+  return callback;
 }
 
 /**

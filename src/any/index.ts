@@ -13,4 +13,5 @@ export {
   encodeMessageParts,
   partsLength,
   recordEncoding,
+  takeWrittenCallback,
 } from "./encoding.js";

@@ -12,6 +12,6 @@ export {
   type ExtractOptions,
   extractArchive,
 } from "./extract.js";
-export { type PackOptions, packPath } from "./pack.js";
+export { type PackOptions, packChunks, packPath } from "./pack.js";
 export { type ResolveOptions, resolveInRoot } from "./resolve.js";
 export type { ArchiveWarningCode, WarningHandler } from "./warning.js";

@@ -44,7 +44,46 @@ export interface PackContext {
   warn: WarningHandler;
   /** Archive name of the first hard link of each file, by `dev:ino`. */
   firstLinks: Map<string, string>;
+  /** Read buffers given back by the consumer, when it gives them back. */
+  readBuffers: ReadBuffers | undefined;
 }
+
+/**
+ * Read buffers of one archive that its consumer gives back once it no
+ * longer needs a chunk, so that a large file does not allocate a new
+ * buffer per read. A buffer that is never given back is left to the
+ * garbage collector.
+ */
+export class ReadBuffers {
+  readonly #free: Buffer[] = [];
+  readonly #reuseChunk: (chunk: Uint8Array, reuse: () => void) => void;
+
+  /**
+   * `reuseChunk` receives each chunk read into a buffer of this set, with
+   * the function that gives the buffer back. It calls that function once
+   * nothing reads the chunk any more.
+   */
+  constructor(reuseChunk: (chunk: Uint8Array, reuse: () => void) => void) {
+    this.#reuseChunk = reuseChunk;
+  }
+
+  /** Returns a free buffer of {@link chunkBytes}, or a new one. */
+  take(): Buffer {
+    return this.#free.pop() ?? Buffer.allocUnsafe(chunkBytes);
+  }
+
+  /** Hands `chunk`, read into `buffer`, to the consumer's reuse hook. */
+  lend(chunk: Uint8Array, buffer: Buffer): void {
+    this.#reuseChunk(chunk, () => {
+      if (this.#free.length < maxFreeBuffers) {
+        this.#free.push(buffer);
+      }
+    });
+  }
+}
+
+/** Free buffers kept per archive: 8 MiB of 256 KiB buffers. */
+const maxFreeBuffers = 32;
 
 /**
  * Packs the regular file `name` of `parent` under the archive name
@@ -263,12 +302,14 @@ async function* readBody(
   size: number,
   where: string,
 ): AsyncGenerator<Buffer> {
+  const buffers = context.readBuffers;
   let position = 0;
   while (position < size) {
     throwIfAborted(context.signal);
-    const buffer = Buffer.allocUnsafe(Math.min(chunkBytes, size - position));
+    const length = Math.min(chunkBytes, size - position);
+    const buffer = buffers?.take() ?? Buffer.allocUnsafe(length);
     const { bytesRead } = await file
-      .read(buffer, 0, buffer.length, position)
+      .read(buffer, 0, length, position)
       .catch((error) => {
         throw fileError(error, "read", where);
       });
@@ -283,6 +324,8 @@ async function* readBody(
       return;
     }
     position += bytesRead;
-    yield buffer.subarray(0, bytesRead);
+    const chunk = buffer.subarray(0, bytesRead);
+    buffers?.lend(chunk, buffer);
+    yield chunk;
   }
 }

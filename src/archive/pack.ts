@@ -25,7 +25,12 @@ import {
   statDirectory,
 } from "./directory-handle.js";
 import { errnoOf, fileError } from "./file-error.js";
-import { chunkBytes, type PackContext, packFile } from "./pack-file.js";
+import {
+  chunkBytes,
+  type PackContext,
+  packFile,
+  ReadBuffers,
+} from "./pack-file.js";
 import { openContainerRoot, openParent } from "./resolve.js";
 import {
   deviceNumbers,
@@ -45,6 +50,14 @@ export interface PackOptions {
   signal?: AbortSignal;
   /** Receives skipped sockets and files that changed during the walk. */
   onWarning?: WarningHandler;
+  /**
+   * Lets the packer reuse the buffers it reads files into. It receives
+   * each chunk yielded straight from a read buffer and a function that
+   * gives the buffer back. The consumer must call that function only
+   * once nothing reads the chunk any more, such as `reuseAfterSend` of
+   * the byte sender does. Without it, every read gets a new buffer.
+   */
+  reuseChunk?: (chunk: Uint8Array, reuse: () => void) => void;
 }
 
 /**
@@ -77,7 +90,7 @@ export function packPath(
   path: string,
   options: PackOptions = {},
 ): Readable {
-  const stream = Readable.from(gatherChunks(packEntries(root, path, options)), {
+  const stream = Readable.from(packChunks(root, path, options), {
     objectMode: false,
     highWaterMark: chunkBytes,
   });
@@ -91,6 +104,19 @@ export function packPath(
   return stream;
 }
 
+/**
+ * Returns the chunks of the archive that {@link packPath} streams, read
+ * as the consumer requests them. It fails in the same cases, and with the
+ * signal's reason when the signal aborts.
+ */
+export function packChunks(
+  root: string,
+  path: string,
+  options: PackOptions = {},
+): AsyncGenerator<Buffer> {
+  return gatherChunks(packEntries(root, path, options));
+}
+
 async function* packEntries(
   root: string,
   path: string,
@@ -102,6 +128,7 @@ async function* packEntries(
     noWalk: options.noWalk ?? false,
     warn: options.onWarning ?? (() => {}),
     firstLinks: new Map(),
+    readBuffers: options.reuseChunk && new ReadBuffers(options.reuseChunk),
   };
   const names = pathComponents(path);
   const subject = displayPath(names);

@@ -5,7 +5,7 @@
  */
 import { Code, orAbort, TransferError } from "../errors/index.js";
 import { packData, unpackWindowUpdate } from "./data.js";
-import { type ByteSource, readSource } from "./io.js";
+import { type ByteSource, readSource, takeReuseCallback } from "./io.js";
 import type { Stream } from "./stream.js";
 import {
   Credit,
@@ -91,6 +91,17 @@ export async function sendBytes(
         break;
       }
       const chunk = next.value;
+      // One count for each piece not yet written, and one for this loop.
+      const reuse = takeReuseCallback(chunk);
+      let holders = 1;
+      const release =
+        reuse &&
+        (() => {
+          holders--;
+          if (holders === 0) {
+            reuse();
+          }
+        });
       for (let offset = 0; offset < chunk.length; ) {
         const limit =
           largestGrant <= goWindowBytes
@@ -98,14 +109,18 @@ export async function sendBytes(
             : (options.largeChunkBytes ?? chunkBytesFor(largestGrant));
         const wanted = Math.min(limit, chunk.length - offset);
         const size = await orAbort(credit.take(wanted), signal);
+        if (release) {
+          holders++;
+        }
         await orAbort(
-          stream.send(packData(chunk.subarray(offset, offset + size))),
+          stream.send(packData(chunk.subarray(offset, offset + size), release)),
           signal,
         );
         offset += size;
         total += size;
         options.onBytes?.(total);
       }
+      release?.();
     }
     finished = true;
     await stream.closeSend();

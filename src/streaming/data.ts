@@ -39,8 +39,12 @@ const copyPayloadMaxBytes = 64 * 1024;
  * payload must not change afterwards, because a transport may write it
  * later. The Any's value, the encoded Data, is then built from the same
  * parts on its first read, which only transports other than ttrpc make.
+ *
+ * `onWritten` runs once the payload's memory may be reused: at once for
+ * a copied payload, otherwise when the transport reports the parts
+ * written. It may never run, on a path that does not report writes.
  */
-export function packData(payload: Uint8Array): Any {
+export function packData(payload: Uint8Array, onWritten?: () => void): Any {
   const dataPrefixLength = 1 + varintSize(payload.length);
   const valueLength = dataPrefixLength + payload.length;
   const prefixLength =
@@ -74,6 +78,7 @@ export function packData(payload: Uint8Array): Any {
       value: prefix.subarray(valueStart),
     });
     recordEncoding(any, AnySchema.typeName, [prefix]);
+    onWritten?.();
     return any;
   }
 
@@ -90,7 +95,7 @@ export function packData(payload: Uint8Array): Any {
       value = replacement;
     },
   });
-  recordEncoding(any, AnySchema.typeName, [prefix, payload]);
+  recordEncoding(any, AnySchema.typeName, [prefix, payload], onWritten);
   return any;
 }
 

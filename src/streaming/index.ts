@@ -11,6 +11,7 @@ export {
   type ByteSink,
   type ByteSource,
   readSource,
+  reuseAfterSend,
 } from "./io.js";
 export { StreamRegistry, type StreamRegistryOptions } from "./registry.js";
 export type { Stream } from "./stream.js";

@@ -21,6 +21,28 @@ export type ByteSource =
 /** Destination of received bytes: a Node Writable or a web WritableStream. */
 export type ByteSink = Writable | WritableStream<Uint8Array>;
 
+const reuseCallbacks = new WeakMap<Uint8Array, () => void>();
+
+/**
+ * Registers `reuse` for `chunk`, a chunk that a source is about to yield
+ * to {@link sendBytes}. The sender calls it once no transport references
+ * any byte of the chunk: every piece was copied, or written to the socket or
+ * failed to be. It is not called when the send fails before the whole
+ * chunk was handed over, nor for a chunk that reaches the sender as a
+ * different object, such as a chunk that a Node Readable joined with
+ * others.
+ */
+export function reuseAfterSend(chunk: Uint8Array, reuse: () => void): void {
+  reuseCallbacks.set(chunk, reuse);
+}
+
+/** Returns, once, the callback that {@link reuseAfterSend} registered. */
+export function takeReuseCallback(chunk: Uint8Array): (() => void) | undefined {
+  const reuse = reuseCallbacks.get(chunk);
+  reuseCallbacks.delete(chunk);
+  return reuse;
+}
+
 /** Returns an iterator over a source that checks every chunk is bytes. */
 export async function* readSource(
   source: ByteSource,

@@ -11,7 +11,11 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { encodeMessageParts, partsLength } from "../any/index.js";
+import {
+  encodeMessageParts,
+  partsLength,
+  takeWrittenCallback,
+} from "../any/index.js";
 import { ResponseSchema } from "../gen/ttrpc/request_pb.js";
 import type { CallHandler, ClientConnection } from "./client-connection.js";
 import { encodeRequest, type RequestEnvelope } from "./client-request.js";
@@ -240,7 +244,13 @@ class ClientStreamCall<I extends DescMessage, O extends DescMessage>
           partsLength(parts),
           limits.maxMessageBytes,
         );
-        writer.writeParts(this.#streamId, MessageType.Data, 0, parts);
+        writer.writeParts(
+          this.#streamId,
+          MessageType.Data,
+          0,
+          parts,
+          takeWrittenCallback(result.value),
+        );
       }
     } catch (error) {
       this.abort(ConnectError.from(error));

@@ -64,15 +64,19 @@ export class FrameWriter {
    * The other parts are written as they are, so the caller must not
    * change them afterwards. The caller checks the total data length
    * against the connection's limit first. Does nothing once the socket is
-   * closed.
+   * closed. `onWritten` runs once the socket no longer references the parts:
+   * after the write completed or failed, or at once when nothing is
+   * written.
    */
   writeParts(
     streamId: number,
     type: MessageType,
     flags: number,
     parts: readonly Uint8Array[],
+    onWritten?: () => void,
   ): void {
     if (this.#closed) {
+      onWritten?.();
       return;
     }
     if (!this.#corked) {
@@ -102,13 +106,21 @@ export class FrameWriter {
       head.set(part, offset);
       offset += part.length;
     }
+    // Node.js calls each write's callback in order, so the last one marks
+    // every part as written.
+    if (headParts === parts.length) {
+      this.#socket.write(head);
+      onWritten?.();
+      return;
+    }
     this.#socket.write(head);
-    for (let index = headParts; index < parts.length; index++) {
+    for (let index = headParts; index < parts.length - 1; index++) {
       const part = parts[index]!;
       if (part.length > 0) {
         this.#socket.write(part);
       }
     }
+    this.#socket.write(parts[parts.length - 1]!, onWritten);
   }
 
   /**

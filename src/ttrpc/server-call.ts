@@ -23,7 +23,12 @@ import {
   invokeUnaryImplementation,
   transformInvokeImplementation,
 } from "@connectrpc/connect/protocol";
-import { concatParts, encodeMessageParts, partsLength } from "../any/index.js";
+import {
+  concatParts,
+  encodeMessageParts,
+  partsLength,
+  takeWrittenCallback,
+} from "../any/index.js";
 import { type Request, ResponseSchema } from "../gen/ttrpc/request_pb.js";
 import {
   carriesData,
@@ -215,7 +220,13 @@ export class ServerCall {
       if (this.#finished) {
         return;
       }
-      writer.writeParts(this.streamId, MessageType.Data, 0, parts);
+      writer.writeParts(
+        this.streamId,
+        MessageType.Data,
+        0,
+        parts,
+        takeWrittenCallback(output),
+      );
     }
 
     if (response) {

@@ -12,7 +12,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { Parser, type ReadEntry } from "tar";
-import { packPath } from "../../src/archive/index.js";
+import { packChunks, packPath } from "../../src/archive/index.js";
 import { chunkBytes } from "../../src/archive/pack-file.js";
 import { Code, TransferError } from "../../src/errors/index.js";
 import {
@@ -409,4 +409,35 @@ test("stream honours backpressure", async (t) => {
     `buffered ${stream.readableLength} bytes`,
   );
   stream.destroy();
+});
+
+test("pack chunks reuse given-back buffers", async (t) => {
+  const { root } = await makeLayout(t);
+  const content = Buffer.alloc(6 * chunkBytes + 1000);
+  for (let index = 0; index < content.length; index++) {
+    content[index] = (index * 131) & 0xff;
+  }
+  await writeFile(join(root, "big"), content);
+  const expected = await collect(packPath(root, "/big"));
+
+  const lent = new Set<ArrayBufferLike>();
+  let reusedBuffers = 0;
+  const copies: Buffer[] = [];
+  for await (const chunk of packChunks(root, "/big", {
+    reuseChunk: (lentChunk, reuse) => {
+      if (lent.has(lentChunk.buffer)) {
+        reusedBuffers++;
+      }
+      lent.add(lentChunk.buffer);
+      // The consumer below copies each chunk before the packer reads on,
+      // so the buffer may be given back at once.
+      queueMicrotask(reuse);
+    },
+  })) {
+    copies.push(Buffer.from(chunk));
+  }
+
+  assert.ok(reusedBuffers > 0, "no read buffer was reused");
+  assert.ok(lent.size < 6, `${lent.size} buffers for 7 reads`);
+  assert.deepEqual(Buffer.concat(copies), expected);
 });

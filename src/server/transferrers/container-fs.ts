@@ -4,9 +4,14 @@
  * ContainerPath extracts the archive under the path.
  */
 import { PassThrough } from "node:stream";
-import { extractArchive, packPath } from "../../archive/index.js";
+import { extractArchive, packChunks } from "../../archive/index.js";
 import { Code, TransferError } from "../../errors/index.js";
-import { receiveBytes, type Stream, sendBytes } from "../../streaming/index.js";
+import {
+  receiveBytes,
+  reuseAfterSend,
+  type Stream,
+  sendBytes,
+} from "../../streaming/index.js";
 import { tarMediaType } from "../../transfer/index.js";
 import type { ContainerRoots } from "../container-roots.js";
 import type { TransferEnd } from "../transfer-ends.js";
@@ -67,11 +72,14 @@ async function copyOut(
   stream: Stream,
   context: TransferContext,
 ): Promise<void> {
-  const archive = packPath(rootfs, source.path, {
+  // The chunks go to the sender as they are, so the packer can reuse its
+  // read buffers once the transport has written them.
+  const archive = packChunks(rootfs, source.path, {
     noWalk: source.noWalk,
     signal: context.signal,
     onWarning: (code, message, path) =>
       context.log.warn(message, { code, path, container: source.containerId }),
+    reuseChunk: reuseAfterSend,
   });
   await sendBytes(stream, archive, { signal: context.signal });
 }
