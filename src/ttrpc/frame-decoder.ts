@@ -41,11 +41,18 @@ export class FrameDecoder {
   #paused = false;
   // The unread rest of a chunk, kept while paused.
   #pending: Buffer | undefined;
+  readonly #chunksReused: boolean;
 
-  /** `maxDataBytes` is the longest frame data accepted, in bytes. */
-  constructor(maxDataBytes: number, sink: FrameSink) {
+  /**
+   * `maxDataBytes` is the longest frame data accepted, in bytes. With
+   * `chunksReused`, the memory of a pushed chunk is reused once `push`
+   * returns, as with a socket's `onread` buffer, so the decoder copies
+   * whatever it passes on or keeps.
+   */
+  constructor(maxDataBytes: number, sink: FrameSink, chunksReused = false) {
     this.#maxDataBytes = maxDataBytes;
     this.#sink = sink;
+    this.#chunksReused = chunksReused;
   }
 
   /** Whether {@link pause} stopped the decoder. */
@@ -77,6 +84,9 @@ export class FrameDecoder {
     if (!this.#paused) {
       this.#drain();
     }
+    if (this.#chunksReused && this.#pending === chunk) {
+      this.#pending = Buffer.from(chunk);
+    }
   }
 
   /**
@@ -106,7 +116,8 @@ export class FrameDecoder {
     let offset = 0;
     while (offset < chunk.length) {
       if (this.#paused) {
-        this.#pending = chunk.subarray(offset);
+        const rest = chunk.subarray(offset);
+        this.#pending = this.#chunksReused ? Buffer.from(rest) : rest;
         return;
       }
       offset = this.#step(chunk, offset);
@@ -167,7 +178,8 @@ export class FrameDecoder {
     if (!this.#body && available >= header.length) {
       const end = offset + header.length;
       this.#current = undefined;
-      this.#sink.onFrame(header, chunk.subarray(offset, end));
+      const data = chunk.subarray(offset, end);
+      this.#sink.onFrame(header, this.#chunksReused ? Buffer.from(data) : data);
       return end;
     }
 

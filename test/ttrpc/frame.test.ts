@@ -177,3 +177,43 @@ test("decoder pause keeps later frames", () => {
   assert.deepEqual(streamIds, [1, 3, 5, 7]);
   assert.equal(decoder.midFrame, false);
 });
+
+test("decoder copies out of reused chunks", () => {
+  // Frames are kept and only read at the end, and every chunk is pushed
+  // from one buffer that is overwritten after each push, as a socket's
+  // onread buffer is. A frame passed on as a view would end up as 0xee.
+  const kept: { streamId: number; data: Buffer }[] = [];
+  let pauseOnce = true;
+  const decoder = new FrameDecoder(
+    limit,
+    {
+      onFrame: (header, data) => {
+        kept.push({ streamId: header.streamId, data });
+        if (pauseOnce) {
+          pauseOnce = false;
+          decoder.pause();
+        }
+      },
+      onOversized: () => {},
+    },
+    true,
+  );
+  const reused = Buffer.alloc(37);
+  for (let offset = 0; offset < sample.length; offset += reused.length) {
+    const length = Math.min(reused.length, sample.length - offset);
+    sample.copy(reused, 0, offset, offset + length);
+    decoder.push(reused.subarray(0, length));
+    reused.fill(0xee);
+    if (decoder.paused) {
+      decoder.resume();
+    }
+  }
+
+  assert.deepEqual(
+    kept.map(({ streamId, data }) => ({
+      streamId,
+      data: data.toString("hex"),
+    })),
+    expected.frames.map(({ streamId, data }) => ({ streamId, data })),
+  );
+});
