@@ -96,7 +96,13 @@ async function temporaryNamespace(
     for (const line of snapshots.split("\n").slice(1)) {
       const key = line.trim().split(/\s+/)[0];
       if (key) {
-        await ctrIn(env, namespace, "snapshots", "rm", key);
+        // containerd's garbage collector may remove the snapshot first,
+        // once its image is gone.
+        await ctrIn(env, namespace, "snapshots", "rm", key).catch((error) => {
+          if (!/not found/.test(String(error))) {
+            throw error;
+          }
+        });
       }
     }
     // Content is garbage-collected shortly after the images are gone.
