@@ -143,7 +143,12 @@ export async function copyContainerToTar(
       rename: { from: from.archiveName, to: from.spec.name },
     });
     const writable = "getWriter" in sink ? Writable.fromWeb(sink) : sink;
-    const receiving = receiveArchive(client, from.location, renamer, transfer);
+    // The renamer always ends after the archive, so that the pipeline
+    // finishes. `endSink` applies to the caller's sink only.
+    const receiving = receiveArchive(client, from.location, renamer, {
+      ...transfer,
+      endSink: true,
+    });
     receiving.catch((error) => renamer.destroy(error));
     const [bytes] = await Promise.all([
       receiving,

@@ -19,7 +19,7 @@ import {
 } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { PassThrough, Readable } from "node:stream";
+import { PassThrough, Readable, Writable } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import { test } from "node:test";
 import { Parser } from "tar";
@@ -344,4 +344,37 @@ test("tar stream out follows link", async (t) => {
 
   assert.deepEqual(await names(false), ["ln"]);
   assert.deepEqual(await names(true), ["ln/", "ln/f.txt"]);
+});
+
+test("tar stream out renamed, sink left open", async (t) => {
+  // Standard output is a sink that the copy must not end. Following a
+  // link renames the top entry on the client, and that copy used to wait
+  // forever for its renamer to end.
+  const { client, rootfs } = await startCopyEndpoint(t);
+  await writeTree(rootfs, { "f.txt": "x", ln: "->f.txt" });
+  const chunks: Buffer[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, callback) {
+      chunks.push(chunk);
+      callback();
+    },
+  });
+
+  const summary = await copyArchiveFromContainer(
+    client,
+    { containerId, path: "/ln" },
+    sink,
+    { followLink: true, endSink: false },
+  );
+
+  assert.equal(summary.bytes, 2048);
+  assert.equal(sink.writableEnded, false);
+  const found: string[] = [];
+  new Parser({
+    onReadEntry: (entry) => {
+      found.push(entry.path);
+      entry.resume();
+    },
+  }).end(Buffer.concat(chunks));
+  assert.deepEqual(found, ["ln"]);
 });
