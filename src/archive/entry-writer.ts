@@ -19,7 +19,7 @@ import {
 import { performance } from "node:perf_hooks";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import type { ReadEntry } from "tar";
-import { Code, TransferError } from "../errors/index.js";
+import { Code, orAbort, TransferError } from "../errors/index.js";
 import { displayPath, pathComponents } from "./container-path.js";
 import { childPath, type DirectoryHandle } from "./directory-handle.js";
 import { entryTimes, ownerOf, permissions } from "./entry-metadata.js";
@@ -234,7 +234,7 @@ export class EntryWriter {
     let writing: Promise<void> | undefined;
     try {
       let written = 0;
-      for await (const chunk of entry as AsyncIterable<Buffer>) {
+      for await (const chunk of bodyChunks(entry, stop)) {
         stop.throwIfAborted();
         await writing;
         // A stop during the wait destroyed the entry, and minipass 7.1 never
@@ -287,7 +287,7 @@ export class EntryWriter {
   ): Promise<void> {
     const body: Buffer[] = [];
     let received = 0;
-    for await (const chunk of entry as AsyncIterable<Buffer>) {
+    for await (const chunk of bodyChunks(entry, stop)) {
       stop.throwIfAborted();
       body.push(chunk);
       received += chunk.length;
@@ -472,4 +472,24 @@ function truncatedFile(
       `${size} bytes`,
     Code.DataLoss,
   );
+}
+
+/**
+ * Yields the body chunks of `entry`. A stop rejects a read that is
+ * waiting for data. Destroying the entry rejects it too, but the
+ * extractor destroys only the entry the parser emitted last, which need
+ * not be the one being read.
+ */
+async function* bodyChunks(
+  entry: ReadEntry,
+  stop: AbortSignal,
+): AsyncGenerator<Buffer> {
+  const chunks = (entry as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  for (;;) {
+    const next = await orAbort(chunks.next(), stop);
+    if (next.done) {
+      return;
+    }
+    yield next.value;
+  }
 }
