@@ -46,6 +46,7 @@ export class ClientConnection implements FrameSink {
   #nextStreamId = 1;
   #error: ConnectError | undefined;
   #retiring = false;
+  #framesReceived = false;
 
   /**
    * Connects to the unix socket at `path`. Rejects with Unavailable when
@@ -184,6 +185,7 @@ export class ClientConnection implements FrameSink {
   }
 
   onFrame(header: FrameHeader, data: Buffer): void {
+    this.#framesReceived = true;
     const call = this.#calls.get(header.streamId);
     if (!call) {
       debug(
@@ -203,7 +205,15 @@ export class ClientConnection implements FrameSink {
 
   #onSocketClose(cause: Error | undefined): void {
     this.gate.dispose();
-    const midFrame = this.#decoder.midFrame ? " in the middle of a frame" : "";
+    // A gRPC server replies to a ttrpc client with HTTP/2 frames and then
+    // closes, which reads as a connection closed before its first frame
+    // was whole.
+    const midFrame = !this.#decoder.midFrame
+      ? ""
+      : this.#framesReceived
+        ? " in the middle of a frame"
+        : " in the middle of its first frame: is it a gRPC socket? Use the " +
+          "gRPC protocol (--protocol grpc) for it";
     this.#error ??= new ConnectError(
       cause
         ? `ttrpc connection to ${this.path} failed: ${cause.message}`

@@ -1,14 +1,18 @@
 /**
- * A gRPC client pointed at a socket that does not speak HTTP/2 must fail
- * with a message that names the likely mistake, not wait for a keepalive.
+ * A client pointed at a socket of the other protocol, or at one that
+ * sends nothing, must fail with a message that names the likely
+ * mistake, not wait for a keepalive.
  */
 import assert from "node:assert/strict";
 import { createServer, type Socket } from "node:net";
 import { test } from "node:test";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { Transfer } from "../../src/gen/containerd/services/transfer/v1/transfer_pb.js";
-import { createGrpcTransport } from "../../src/grpc/index.js";
-import { createTtrpcServer } from "../../src/ttrpc/index.js";
+import { createGrpcServer, createGrpcTransport } from "../../src/grpc/index.js";
+import {
+  createTtrpcServer,
+  createTtrpcTransport,
+} from "../../src/ttrpc/index.js";
 import { tempSocket } from "./harness.js";
 
 async function transferError(path: string): Promise<ConnectError> {
@@ -55,4 +59,24 @@ test("gRPC client on silent socket", async (t) => {
 
   assert.equal(error.code, Code.Unavailable);
   assert.match(error.rawMessage, /no HTTP\/2 response within 300 ms/);
+});
+
+test("ttrpc client on gRPC server", async (t) => {
+  const path = await tempSocket(t);
+  const server = createGrpcServer({ services: [] });
+  await server.listen(path);
+  t.after(() => server.close());
+  const transport = createTtrpcTransport({ path });
+  t.after(() => transport.close());
+
+  const error = await createClient(Transfer, transport)
+    .transfer({})
+    .then(
+      () => assert.fail("the call succeeded"),
+      (failure: unknown) => failure,
+    );
+
+  assert.ok(error instanceof ConnectError, `got ${error}`);
+  assert.equal(error.code, Code.Unavailable);
+  assert.match(error.rawMessage, /--protocol grpc/);
 });
