@@ -29,7 +29,8 @@ import {
   validateTrailer,
 } from "@connectrpc/connect/protocol-grpc";
 import { encodeMessageParts, partsLength } from "../any/index.js";
-import { checkSendSize, EnvelopeReader, writeEnvelope } from "./envelope.js";
+import { checkMessageSize, EnvelopeReader, writeEnvelope } from "./envelope.js";
+import { MessageQueue } from "./message-queue.js";
 import type { UnixSessionManager } from "./unix-session.js";
 
 const {
@@ -38,9 +39,6 @@ const {
   NGHTTP2_INADEQUATE_SECURITY,
   NGHTTP2_REFUSED_STREAM,
 } = http2.constants;
-
-/** Messages parsed ahead of the reader before the stream stops reading. */
-const readAheadMessages = 16;
 
 /** Message limits of one call, in bytes. */
 export interface StreamLimits {
@@ -94,8 +92,7 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
   readonly #method: DescMethodStreaming<I, O>;
   readonly #limits: StreamLimits;
   readonly #signal: AbortSignal;
-  readonly #messages: MessageShape<O>[] = [];
-  #reader: (() => void) | undefined;
+  readonly #messages: MessageQueue<MessageShape<O>>;
   #header: Headers | undefined;
   #headerWaiter: (() => void) | undefined;
   #failure: ConnectError | undefined;
@@ -116,6 +113,7 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
     this.#method = method;
     this.#limits = limits;
     this.#signal = signal;
+    this.#messages = new MessageQueue(httpStream);
     this.#envelopes = new EnvelopeReader(
       limits.readMaxBytes,
       "response message",
@@ -162,7 +160,7 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
         }
         const parts = encodeMessageParts(this.#method.input, next.value);
         const length = partsLength(parts);
-        checkSendSize(length, this.#limits.writeMaxBytes, "request message");
+        checkMessageSize(length, this.#limits.writeMaxBytes, "request message");
         const drained = writeEnvelope(this.#httpStream, length, parts);
         if (!drained) {
           await this.#drain();
@@ -176,29 +174,7 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
 
   async *[Symbol.asyncIterator](): AsyncIterator<MessageShape<O>> {
     try {
-      for (;;) {
-        // A failed call delivers no more messages, even buffered ones.
-        if (this.#failure) {
-          throw this.#failure;
-        }
-        const message = this.#messages.shift();
-        if (message !== undefined) {
-          if (
-            this.#httpStream.isPaused() &&
-            this.#messages.length < readAheadMessages
-          ) {
-            this.#httpStream.resume();
-          }
-          yield message;
-          continue;
-        }
-        if (this.#ended) {
-          return;
-        }
-        await new Promise<void>((resolve) => {
-          this.#reader = resolve;
-        });
-      }
+      yield* this.#messages;
     } finally {
       // A reader that calls return() before the end cancels the call.
       // connect-es's call wrappers do not pass return() on, so callers of
@@ -252,7 +228,7 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
       return;
     }
     this.#header = header;
-    this.#wake();
+    this.#wakeHeaderWaiter();
   }
 
   #onData(chunk: Buffer): void {
@@ -271,12 +247,7 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
       }
     } catch (error) {
       this.#fail(ConnectError.from(error, Code.Internal));
-      return;
     }
-    if (this.#messages.length >= readAheadMessages) {
-      this.#httpStream.pause();
-    }
-    this.#wake();
   }
 
   #onEnd(): void {
@@ -297,13 +268,14 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
       return;
     }
     this.#ended = true;
+    this.#messages.end();
     this.#release();
     // A server may send its status while the request is still open. The
     // call is over, so the stream is reset rather than left open.
     if (!this.#httpStream.writableEnded) {
       this.#reset(NGHTTP2_CANCEL);
     }
-    this.#wake();
+    this.#wakeHeaderWaiter();
   }
 
   #onClose(): void {
@@ -320,9 +292,11 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
       return;
     }
     this.#failure = error;
+    // A failed call delivers no more messages, even queued ones.
+    this.#messages.abort(error);
     this.#release();
     this.#reset(NGHTTP2_CANCEL);
-    this.#wake();
+    this.#wakeHeaderWaiter();
   }
 
   /**
@@ -369,13 +343,10 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
     this.#signal.removeEventListener("abort", this.#onAbort);
   }
 
-  #wake(): void {
+  #wakeHeaderWaiter(): void {
     const header = this.#headerWaiter;
     this.#headerWaiter = undefined;
     header?.();
-    const reader = this.#reader;
-    this.#reader = undefined;
-    reader?.();
   }
 }
 

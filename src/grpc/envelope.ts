@@ -22,10 +22,10 @@ export function envelopePrefix(length: number): Buffer {
  * prefix, without copying the parts. Returns false when the caller should
  * wait for "drain".
  *
- * NOTE: the parts' owners are not told when Node.js's HTTP/2 stream is
- * done with them, so buffers that the byte sender could reuse after a
- * ttrpc write are not reused after a gRPC one. Whether the stream's
- * write callback comes only after the socket write was not confirmed.
+ * NOTE: this reports no write completion to the parts' owners, so buffers
+ * that the byte sender could reuse after a ttrpc write are not reused
+ * after a gRPC one. Whether the stream's write callback comes only after
+ * the socket write was not confirmed.
  */
 export function writeEnvelope(
   stream: Writable,
@@ -88,13 +88,7 @@ export class EnvelopeReader {
         Code.Internal,
       );
     }
-    if (length > this.#maxBytes) {
-      throw new ConnectError(
-        `${this.#messageKind} of ${length} bytes is larger than the limit of ` +
-          `${this.#maxBytes} bytes`,
-        Code.ResourceExhausted,
-      );
-    }
+    checkMessageSize(length, this.#maxBytes, this.#messageKind);
 
     const total = envelopePrefixBytes + length;
     if (this.#bytes < total) {
@@ -130,7 +124,7 @@ export class EnvelopeReader {
  * Throws ResourceExhausted when a message of `length` bytes is larger
  * than `maxBytes`.
  */
-export function checkSendSize(
+export function checkMessageSize(
   length: number,
   maxBytes: number,
   messageKind: string,

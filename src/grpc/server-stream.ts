@@ -32,8 +32,9 @@ import {
 } from "@connectrpc/connect/protocol-grpc";
 import { encodeMessageParts, partsLength } from "../any/index.js";
 import { toConnectError } from "../errors/index.js";
-import { checkSendSize, EnvelopeReader, writeEnvelope } from "./envelope.js";
+import { checkMessageSize, EnvelopeReader, writeEnvelope } from "./envelope.js";
 import { timerMs } from "./limits.js";
+import { MessageQueue } from "./message-queue.js";
 
 const debug = debuglog("grpc");
 
@@ -44,9 +45,6 @@ const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR } = http2.constants;
  * messages that the client does not read before the stream is reset.
  */
 const statusGraceMs = 500;
-
-/** Request messages decoded ahead of the handler before reading pauses. */
-const readAheadMessages = 16;
 
 /** Settings that every call of one server shares. */
 export interface StreamSettings {
@@ -92,14 +90,11 @@ class ServerStreamCall {
   readonly #settings: StreamSettings;
   readonly #requestSignal = new AbortController();
   readonly #envelopes: EnvelopeReader;
-  readonly #messages: MessageShape<DescMessage>[] = [];
+  readonly #messages: MessageQueue<MessageShape<DescMessage>>;
   #context: HandlerContext | undefined;
-  #reader: (() => void) | undefined;
   #drainWaiter: (() => void) | undefined;
+  // The client ended the request cleanly.
   #inputEnded = false;
-  #inputError: ConnectError | undefined;
-  // The reason the call was aborted; it ends the input at once.
-  #aborted: ConnectError | undefined;
   #finished = false;
 
   constructor(
@@ -113,6 +108,7 @@ class ServerStreamCall {
     this.#response = response;
     this.#stream = request.stream;
     this.#settings = settings;
+    this.#messages = new MessageQueue(request.stream);
     this.#envelopes = new EnvelopeReader(
       settings.maxMessageBytes,
       "request message",
@@ -192,7 +188,7 @@ class ServerStreamCall {
       this.#spec,
       context,
       this.#settings.interceptors,
-    )(this.#inputs());
+    )(this.#messages);
     for await (const output of outputs) {
       if (this.#finished) {
         return;
@@ -202,7 +198,11 @@ class ServerStreamCall {
         output as MessageShape<DescMessage>,
       );
       const length = partsLength(parts);
-      checkSendSize(length, this.#settings.maxMessageBytes, "response message");
+      checkMessageSize(
+        length,
+        this.#settings.maxMessageBytes,
+        "response message",
+      );
       this.#sendHeaders();
       const drained = writeEnvelope(this.#stream, length, parts);
       if (!drained) {
@@ -214,37 +214,8 @@ class ServerStreamCall {
     this.#finish(undefined);
   }
 
-  async *#inputs(): AsyncGenerator<MessageShape<DescMessage>> {
-    for (;;) {
-      // An aborted call passes on no more messages, even buffered ones.
-      if (this.#aborted) {
-        throw this.#aborted;
-      }
-      const message = this.#messages.shift();
-      if (message !== undefined) {
-        if (
-          this.#stream.isPaused() &&
-          this.#messages.length < readAheadMessages
-        ) {
-          this.#stream.resume();
-        }
-        yield message;
-        continue;
-      }
-      if (this.#inputError) {
-        throw this.#inputError;
-      }
-      if (this.#inputEnded) {
-        return;
-      }
-      await new Promise<void>((resolve) => {
-        this.#reader = resolve;
-      });
-    }
-  }
-
   #onData(chunk: Buffer): void {
-    if (this.#finished || this.#inputError) {
+    if (this.#finished || this.#messages.closed) {
       // Later bytes are read and dropped, so that a client still writing
       // is not held by flow control.
       return;
@@ -267,12 +238,7 @@ class ServerStreamCall {
               Code.InvalidArgument,
             ),
       );
-      return;
     }
-    if (this.#messages.length >= readAheadMessages) {
-      this.#stream.pause();
-    }
-    this.#wakeReader();
   }
 
   #onInputEnd(): void {
@@ -294,7 +260,7 @@ class ServerStreamCall {
       return;
     }
     this.#inputEnded = true;
-    this.#wakeReader();
+    this.#messages.end();
   }
 
   /**
@@ -302,12 +268,11 @@ class ServerStreamCall {
    * messages already decoded. The handler's failure then ends the call.
    */
   #failInput(error: ConnectError): void {
-    if (this.#inputError) {
+    if (this.#messages.closed) {
       return;
     }
     debug("%s: %s", this.#request.url, error.message);
-    this.#inputError = error;
-    this.#wakeReader();
+    this.#messages.fail(error);
   }
 
   /** The stream closed: a client that reset it, or the end of the call. */
@@ -404,19 +369,12 @@ class ServerStreamCall {
 
   #abortHandler(reason: ConnectError | undefined): void {
     if (reason !== undefined) {
-      this.#aborted ??= reason;
-      this.#inputError ??= reason;
+      // An aborted call passes on no more messages, even queued ones.
+      this.#messages.abort(reason);
       this.#requestSignal.abort(reason);
     }
     this.#context?.abort(reason);
-    this.#wakeReader();
     this.#wakeWriter();
-  }
-
-  #wakeReader(): void {
-    const reader = this.#reader;
-    this.#reader = undefined;
-    reader?.();
   }
 
   #wakeWriter(): void {

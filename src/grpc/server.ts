@@ -148,7 +148,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     },
     (request, response) => {
       if (draining) {
-        refuseRequest(response);
+        rejectDuringShutdown(response);
         return;
       }
       serveRequest(handlers, streams, streamSettings, request, response);
@@ -283,7 +283,7 @@ function addService(
 }
 
 /** Ends a call that arrives while the server closes with Unavailable. */
-function refuseRequest(response: http2.Http2ServerResponse): void {
+function rejectDuringShutdown(response: http2.Http2ServerResponse): void {
   response.writeHead(200, {
     "content-type": "application/grpc",
     "grpc-status": String(Code.Unavailable),

@@ -13,7 +13,7 @@ import {
   unpackData,
 } from "../../src/streaming/index.js";
 
-/** A stream that grants `window` bytes once and records what is sent. */
+/** Returns a stream that grants `window` bytes once and records what is sent. */
 function recordingStream(window: number, sent: Any[]): Stream {
   let granted = false;
   return {

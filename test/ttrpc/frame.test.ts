@@ -182,13 +182,13 @@ test("decoder copies out of reused chunks", () => {
   // Frames are kept and only read at the end, and every chunk is pushed
   // from one buffer that is overwritten after each push, as a socket's
   // onread buffer is. A frame passed on as a view would end up as 0xee.
-  const kept: { streamId: number; data: Buffer }[] = [];
+  const frames: { streamId: number; data: Buffer }[] = [];
   let pauseOnce = true;
   const decoder = new FrameDecoder(
     limit,
     {
       onFrame: (header, data) => {
-        kept.push({ streamId: header.streamId, data });
+        frames.push({ streamId: header.streamId, data });
         if (pauseOnce) {
           pauseOnce = false;
           decoder.pause();
@@ -210,7 +210,7 @@ test("decoder copies out of reused chunks", () => {
   }
 
   assert.deepEqual(
-    kept.map(({ streamId, data }) => ({
+    frames.map(({ streamId, data }) => ({
       streamId,
       data: data.toString("hex"),
     })),
