@@ -7,7 +7,7 @@ import { basename, dirname, join, posix, resolve } from "node:path";
 import { pipeline, type Readable } from "node:stream";
 import { packPath } from "../archive/index.js";
 import { Code, TransferError } from "../errors/index.js";
-import type { ByteSource } from "../streaming/index.js";
+import { type ByteSource, reuseAfterSend } from "../streaming/index.js";
 import type { Client } from "./client.js";
 import type { CopyOptions, CopySummary } from "./copy.js";
 import {
@@ -232,7 +232,13 @@ function packSource(
   const onWarning = localWarnings(options.onWarning, (path) =>
     join(packRoot, path),
   );
-  const packOptions = { signal: options.signal, onWarning };
+  // Body chunks pass the rewriter as they are, so the packer can reuse its
+  // read buffers once the transport has written them.
+  const packOptions = {
+    signal: options.signal,
+    onWarning,
+    reuseChunk: reuseAfterSend,
+  };
   let archive: Readable;
   let rename: { from: string; to: string } | undefined;
   if (plan.name === undefined) {

@@ -141,7 +141,11 @@ class ArchiveRewriter extends Transform {
       }
       if (state.kind === "body") {
         const bodyBytes = Math.min(state.remaining, input.length);
-        this.push(input.subarray(0, bodyBytes));
+        // A chunk that is all body goes on as the same object, which lets
+        // its producer reuse the buffer once the sender is done with it.
+        this.push(
+          bodyBytes === input.length ? input : input.subarray(0, bodyBytes),
+        );
         input = input.subarray(bodyBytes);
         state.remaining -= bodyBytes;
         if (state.remaining === 0) {

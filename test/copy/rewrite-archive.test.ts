@@ -183,6 +183,30 @@ test("one-byte chunks give same output", async (t) => {
   assert.ok(bytewise.equals(whole));
 });
 
+test("whole body chunks pass as same objects", async () => {
+  const body = Buffer.alloc(4096, 7);
+  const archive = rawTar([{ name: "big.bin", body }]);
+  const header = archive.subarray(0, 512);
+  const bodyChunks = [Buffer.from(body.subarray(0, 2048)), body.subarray(2048)];
+  const rest = archive.subarray(512 + body.length);
+  const rewriter = rewriteArchive({ rename: { from: "big.bin", to: "b" } });
+  const output: Buffer[] = [];
+  rewriter.on("data", (chunk: Buffer) => output.push(chunk));
+  const ended = new Promise((resolve) => rewriter.on("end", resolve));
+
+  for (const chunk of [header, ...bodyChunks, rest]) {
+    rewriter.write(chunk);
+  }
+  rewriter.end();
+  await ended;
+
+  assert.ok(output.includes(bodyChunks[0]!));
+  assert.ok(output.includes(bodyChunks[1]!));
+  const entries = await listTar(Buffer.concat(output));
+  assert.equal(entries[0]?.path, "b");
+  assert.equal(entries[0]?.body, body.toString("utf8"));
+});
+
 test("GNU long names are renamed", async () => {
   const longName = `top/${"g".repeat(150)}`;
   const archive = rawTar([
