@@ -20,6 +20,10 @@ import { performance } from "node:perf_hooks";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import type { ReadEntry } from "tar";
 import { Code, orAbort, TransferError } from "../errors/index.js";
+import {
+  holdReceivedMemory,
+  releaseReceivedMemory,
+} from "../util/received-memory.js";
 import { displayPath, pathComponents } from "./container-path.js";
 import { childPath, type DirectoryHandle } from "./directory-handle.js";
 import { entryTimes, ownerOf, permissions } from "./entry-metadata.js";
@@ -235,12 +239,16 @@ export class EntryWriter {
     try {
       let written = 0;
       for await (const chunk of bodyChunks(entry, stop)) {
+        // Taken at once, before the source can reuse the memory.
+        holdReceivedMemory(chunk);
         stop.throwIfAborted();
         await writing;
         // A stop during the wait destroyed the entry, and minipass 7.1 never
         // settles a next() called after that, so check again first.
         stop.throwIfAborted();
-        writing = writeAll(file, chunk, where, written);
+        writing = writeAll(file, chunk, where, written).finally(() =>
+          releaseReceivedMemory(chunk),
+        );
         // The rejection is taken by the next await of `writing`.
         writing.catch(() => {});
         written += chunk.length;
@@ -286,13 +294,34 @@ export class EntryWriter {
     stop: AbortSignal,
   ): Promise<void> {
     const body: Buffer[] = [];
-    let received = 0;
-    for await (const chunk of bodyChunks(entry, stop)) {
+    try {
+      for await (const chunk of bodyChunks(entry, stop)) {
+        // Taken at once, before the source can reuse the memory.
+        holdReceivedMemory(chunk);
+        body.push(chunk);
+        stop.throwIfAborted();
+      }
       stop.throwIfAborted();
-      body.push(chunk);
-      received += chunk.length;
+      await this.#writeSmallBody(entry, parent, body, where);
+    } finally {
+      for (const chunk of body) {
+        releaseReceivedMemory(chunk);
+      }
     }
-    stop.throwIfAborted();
+    if (performance.now() - this.#lastYield > maxSyncMs) {
+      await nextTurn();
+      this.#lastYield = performance.now();
+    }
+  }
+
+  /** Writes a small file whose whole body is `body`. */
+  async #writeSmallBody(
+    entry: ReadEntry,
+    parent: EntryParent,
+    body: Buffer[],
+    where: string,
+  ): Promise<void> {
+    const received = body.reduce((total, chunk) => total + chunk.length, 0);
     if (received !== entry.size) {
       throw truncatedFile(where, received, entry.size);
     }
@@ -308,10 +337,6 @@ export class EntryWriter {
       await placeFile(busy, parent, where, this.#markStale);
     }
     this.summary.bytes += received;
-    if (performance.now() - this.#lastYield > maxSyncMs) {
-      await nextTurn();
-      this.#lastYield = performance.now();
-    }
   }
 
   async #writeSymlink(

@@ -19,6 +19,7 @@ import { displayPath, pathComponents } from "./container-path.js";
 import { closeDirectory } from "./directory-handle.js";
 import { EntryWriter, type ExtractSummary } from "./entry-writer.js";
 import { openContainerRoot, openDirectory } from "./resolve.js";
+import { blockBytes } from "./tar-header.js";
 import type { WarningHandler } from "./warning.js";
 
 export interface ExtractOptions {
@@ -222,6 +223,12 @@ async function readArchive(
 /**
  * Writes source chunks to the parser until the end-of-archive marker or
  * the end of the source, waiting for the parser to drain after each.
+ *
+ * The parser gets whole 512-byte blocks only. Given a partial block,
+ * node-tar 7 keeps a view of it until the next write, and the source may
+ * reuse a chunk's memory once the next chunk is requested. So the bytes
+ * after the last whole block of a chunk are copied and written before
+ * the next chunk's.
  */
 async function feedParser(
   iterator: AsyncIterator<Uint8Array>,
@@ -229,7 +236,13 @@ async function feedParser(
   sawEnd: () => boolean,
   stopped: AbortSignal,
 ): Promise<void> {
+  const write = async (bytes: Buffer) => {
+    if (bytes.length > 0 && !parser.write(bytes)) {
+      await orAbort(onceDrained(parser), stopped);
+    }
+  };
   let head = Buffer.alloc(0);
+  let partial = Buffer.alloc(0);
   let fed = 0;
   while (!sawEnd()) {
     const next = await orAbort(iterator.next(), stopped);
@@ -250,13 +263,25 @@ async function feedParser(
       checkNotCompressed(chunk);
     }
     fed += chunk.length;
-    if (!parser.write(chunk)) {
-      await orAbort(onceDrained(parser), stopped);
+    if (partial.length > 0) {
+      const completing = Math.min(blockBytes - partial.length, chunk.length);
+      partial = Buffer.concat([partial, chunk.subarray(0, completing)]);
+      chunk = chunk.subarray(completing);
+      if (partial.length === blockBytes) {
+        await write(partial);
+        partial = Buffer.alloc(0);
+      }
+    }
+    const whole = chunk.length - (chunk.length % blockBytes);
+    await write(chunk.subarray(0, whole));
+    if (whole < chunk.length) {
+      partial = Buffer.from(chunk.subarray(whole));
     }
   }
   if (sawEnd()) {
     return;
   }
+  await write(partial);
   if (fed === 0 && head.length === 0) {
     throw new TransferError(
       "the archive is empty: expected at least the end-of-archive marker " +

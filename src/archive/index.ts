@@ -12,6 +12,7 @@ export {
   type ExtractOptions,
   extractArchive,
 } from "./extract.js";
+export { HandoffSink } from "./handoff-sink.js";
 export { type PackOptions, packChunks, packPath } from "./pack.js";
 export { type ResolveOptions, resolveInRoot } from "./resolve.js";
 export type { ArchiveWarningCode, WarningHandler } from "./warning.js";

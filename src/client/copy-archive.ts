@@ -63,12 +63,14 @@ export async function receiveArchive(
   options: ArchiveTransferOptions & {
     noWalk?: boolean;
     endSink?: boolean;
+    reuseChunks?: boolean;
   } = {},
 ): Promise<number> {
   let bytes = 0;
   const stream = new WriteStream(sink, undefined, {
     windowBytes: largeWindowBytes,
     endSink: options.endSink,
+    reuseChunks: options.reuseChunks,
     onBytes: (total) => {
       bytes = total;
       options.onBytes?.(total);

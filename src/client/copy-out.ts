@@ -3,11 +3,12 @@
  */
 import { readdir, stat } from "node:fs/promises";
 import { dirname, join, posix, resolve } from "node:path";
-import { PassThrough, Writable } from "node:stream";
+import { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
   cleanContainerPath,
   extractArchive,
+  HandoffSink,
   pathComponents,
 } from "../archive/index.js";
 import { abortReason, Code, TransferError } from "../errors/index.js";
@@ -260,7 +261,9 @@ async function receiveInto(
   const signal = options.signal
     ? AbortSignal.any([options.signal, stop.signal])
     : stop.signal;
-  const pipe = new PassThrough();
+  // The extractor is done with a chunk once it requests the next one, so
+  // the transport can reuse the chunk's memory.
+  const pipe = new HandoffSink();
   let firstFailure: TransferError | undefined;
 
   // Extraction names paths inside the staging directory, whose top entry
@@ -290,6 +293,7 @@ async function receiveInto(
   });
   const receiving = receiveArchive(client, from.location, pipe, {
     ...options,
+    reuseChunks: true,
     signal,
     onBytes: reportBytes(options, estimateBytes(from.stat)),
   });

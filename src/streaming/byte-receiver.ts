@@ -5,6 +5,7 @@
  * sink slows the sender instead of filling memory.
  */
 import { Code, orAbort, TransferError } from "../errors/index.js";
+import { releaseReceivedMemory } from "../util/received-memory.js";
 import { packWindowUpdate, unpackData } from "./data.js";
 import { type ByteSink, writeSink } from "./io.js";
 import type { Stream } from "./stream.js";
@@ -30,6 +31,14 @@ export interface ReceiveBytesOptions {
    * that never ends the stream.
    */
   isComplete?: (chunk: Uint8Array) => boolean;
+  /**
+   * Declares that the sink, a Node Writable, keeps no reference to a chunk
+   * once it has called that chunk's write callback. The transport may then
+   * reuse the chunk's memory for a later message, which saves an
+   * allocation per message. Default false, because a sink such as a
+   * PassThrough passes chunks on before their bytes are used.
+   */
+  reuseChunks?: boolean;
 }
 
 /**
@@ -102,7 +111,15 @@ export async function receiveBytes(
           Code.InvalidArgument,
         );
       }
-      await orAbort(writer.write(data), signal);
+      // A released chunk is reused only when a later message is decoded,
+      // which happens after the checks below have read it.
+      await orAbort(
+        writer.write(
+          data,
+          options.reuseChunks ? () => releaseReceivedMemory(data) : undefined,
+        ),
+        signal,
+      );
       received += data.length;
       options.onBytes?.(received);
       if (options.isComplete?.(data)) {

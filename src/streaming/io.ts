@@ -64,8 +64,12 @@ export async function* readSource(
 
 /** Writes to a sink one chunk at a time. */
 export interface SinkWriter {
-  /** Resolves when the sink has taken the chunk without backpressure. */
-  write(chunk: Uint8Array): Promise<void>;
+  /**
+   * Resolves when the sink has taken the chunk without backpressure.
+   * `onProcessed` runs once a Node Writable has processed the chunk, which
+   * its write callback reports, and never for a web WritableStream.
+   */
+  write(chunk: Uint8Array, onProcessed?: () => void): Promise<void>;
   /** Ends the sink and resolves once it has flushed everything. */
   end(): Promise<void>;
   /** Destroys the sink with an error. */
@@ -96,7 +100,7 @@ function nodeWriter(sink: Writable, end: boolean): SinkWriter {
     );
 
   return {
-    async write(chunk) {
+    async write(chunk, onProcessed) {
       if (failure !== undefined) {
         throw failed();
       }
@@ -106,7 +110,14 @@ function nodeWriter(sink: Writable, end: boolean): SinkWriter {
           Code.FailedPrecondition,
         );
       }
-      if (sink.write(chunk)) {
+      const callback =
+        onProcessed &&
+        ((error?: Error | null) => {
+          if (!error) {
+            onProcessed();
+          }
+        });
+      if (sink.write(chunk, callback)) {
         return;
       }
       try {

@@ -15,6 +15,12 @@ export interface ReceivingOptions {
   windowBytes?: number;
   /** Whether to end the sink after the last byte. Default true. */
   endSink?: boolean;
+  /**
+   * Declares that the sink, a Node Writable, keeps no reference to a chunk
+   * once it has called that chunk's write callback, so the transport may
+   * reuse the chunk's memory. Default false.
+   */
+  reuseChunks?: boolean;
 }
 
 /**

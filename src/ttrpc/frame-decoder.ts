@@ -5,7 +5,12 @@
  * frame split across chunks is copied, once, into a buffer of its length.
  * A frame longer than the limit is never buffered: its bytes are skipped as
  * they arrive.
+ *
+ * The buffer of a copied frame of 64 KiB or more is lent for reuse (see
+ * received-memory.ts): once its consumers release it, the decoder copies
+ * a later frame into it instead of allocating.
  */
+import { lendReceivedMemory } from "../util/received-memory.js";
 import {
   decodeFrameHeader,
   type FrameHeader,
@@ -28,6 +33,12 @@ export interface FrameSink {
 
 const emptyData = Buffer.alloc(0);
 
+/** Smallest copied frame whose buffer is lent for reuse, in bytes. */
+const minLentFrameBytes = 64 * 1024;
+
+/** Released frame buffers kept for reuse per decoder. */
+const maxFreeFrames = 8;
+
 export class FrameDecoder {
   readonly #maxDataBytes: number;
   readonly #sink: FrameSink;
@@ -42,6 +53,7 @@ export class FrameDecoder {
   // The unread rest of a chunk, kept while paused.
   #pending: Buffer | undefined;
   readonly #chunksReused: boolean;
+  readonly #freeFrames: Buffer[] = [];
 
   /**
    * `maxDataBytes` is the longest frame data accepted, in bytes. With
@@ -179,11 +191,11 @@ export class FrameDecoder {
       const end = offset + header.length;
       this.#current = undefined;
       const data = chunk.subarray(offset, end);
-      this.#sink.onFrame(header, this.#chunksReused ? Buffer.from(data) : data);
+      this.#sink.onFrame(header, this.#chunksReused ? this.#copy(data) : data);
       return end;
     }
 
-    this.#body ??= Buffer.allocUnsafe(header.length);
+    this.#body ??= this.#allocate(header.length);
     const copied = chunk.copy(
       this.#body,
       this.#bodyFilled,
@@ -199,5 +211,29 @@ export class FrameDecoder {
       this.#sink.onFrame(header, body);
     }
     return offset + copied;
+  }
+
+  #copy(data: Buffer): Buffer {
+    const copy = this.#allocate(data.length);
+    data.copy(copy);
+    return copy;
+  }
+
+  /** Returns a buffer for a frame, reusing a released one when it fits. */
+  #allocate(length: number): Buffer {
+    if (length < minLentFrameBytes) {
+      return Buffer.allocUnsafe(length);
+    }
+    const free = this.#freeFrames;
+    const index = free.findIndex((buffer) => buffer.length >= length);
+    const buffer =
+      index === -1 ? Buffer.allocUnsafeSlow(length) : free.splice(index, 1)[0]!;
+    const frame = buffer.subarray(0, length);
+    lendReceivedMemory(frame, () => {
+      if (free.length < maxFreeFrames) {
+        free.push(buffer);
+      }
+    });
+    return frame;
   }
 }

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
 import fc from "fast-check";
 import { type Any, packAny } from "../../src/any/index.js";
@@ -144,9 +144,17 @@ function scriptedReceiver(
           }
           return packAny(WindowUpdateSchema, { update });
         }
-        case "garbage":
-          valid = false;
+        case "garbage": {
+          // Random bytes can still be a valid WindowUpdate, which grants.
+          const update = garbageGrant(current.message);
+          if (valid && update !== undefined) {
+            log.granted += update;
+            log.largestGrant = Math.max(log.largestGrant, update);
+          } else {
+            valid = false;
+          }
           return current.message;
+        }
         case "fail":
           valid = false;
           throw new TransferError(
@@ -165,6 +173,19 @@ function scriptedReceiver(
       aborted ??= reason ?? new TransferError("aborted", Code.Canceled);
     },
   };
+}
+
+/** Returns the grant that a garbage message happens to make, if any. */
+function garbageGrant(message: Any): number | undefined {
+  if (message.typeUrl !== "containerd.types.transfer.WindowUpdate") {
+    return undefined;
+  }
+  try {
+    const { update } = fromBinary(WindowUpdateSchema, message.value);
+    return update > 0 && update <= maxCredit ? update : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 test("sendBytes sends all or rejects", async () => {

@@ -8,6 +8,10 @@ import {
   type FrameHeader,
   MessageType,
 } from "../../src/ttrpc/index.js";
+import {
+  holdReceivedMemory,
+  releaseReceivedMemory,
+} from "../../src/util/received-memory.js";
 import { hex, rawFrame } from "./harness.js";
 
 interface Decoded {
@@ -216,4 +220,69 @@ test("decoder copies out of reused chunks", () => {
     })),
     expected.frames.map(({ streamId, data }) => ({ streamId, data })),
   );
+});
+
+/** Decodes one Data frame of `length` bytes pushed in 16 KiB chunks. */
+function decodeLargeFrame(decoder: FrameDecoder, length: number): void {
+  const frame = rawFrame(1, MessageType.Data, 0, Buffer.alloc(length, 9));
+  for (let offset = 0; offset < frame.length; offset += 16 * 1024) {
+    decoder.push(Buffer.from(frame.subarray(offset, offset + 16 * 1024)));
+  }
+}
+
+test("released frame buffer reused", () => {
+  const frames: Buffer[] = [];
+  const decoder = new FrameDecoder(1 << 20, {
+    onFrame: (_header, data) => frames.push(data),
+    onOversized: () => assert.fail("no frame is over the limit"),
+  });
+
+  decodeLargeFrame(decoder, 100 * 1024);
+  releaseReceivedMemory(frames[0]!);
+  decodeLargeFrame(decoder, 90 * 1024);
+
+  assert.equal(frames[1]!.buffer, frames[0]!.buffer);
+  assert.equal(frames[1]!.length, 90 * 1024);
+  assert.ok(frames[1]!.every((byte) => byte === 9));
+});
+
+test("held frame buffer not reused", () => {
+  const frames: Buffer[] = [];
+  const decoder = new FrameDecoder(1 << 20, {
+    onFrame: (_header, data) => frames.push(data),
+    onOversized: () => assert.fail("no frame is over the limit"),
+  });
+
+  decodeLargeFrame(decoder, 100 * 1024);
+  holdReceivedMemory(frames[0]!);
+  releaseReceivedMemory(frames[0]!);
+  decodeLargeFrame(decoder, 100 * 1024);
+
+  assert.notEqual(frames[1]!.buffer, frames[0]!.buffer);
+  assert.ok(frames[0]!.every((byte) => byte === 9));
+});
+
+test("reused chunk frames copied to lent buffers", () => {
+  const frames: Buffer[] = [];
+  const decoder = new FrameDecoder(
+    1 << 20,
+    {
+      onFrame: (_header, data) => frames.push(data),
+      onOversized: () => assert.fail("no frame is over the limit"),
+    },
+    true,
+  );
+  const whole = rawFrame(1, MessageType.Data, 0, Buffer.alloc(80 * 1024, 4));
+  const small = rawFrame(1, MessageType.Data, 0, Buffer.alloc(100, 5));
+
+  decoder.push(Buffer.from(whole));
+  releaseReceivedMemory(frames[0]!);
+  decoder.push(Buffer.from(whole));
+  decoder.push(Buffer.from(small));
+
+  assert.equal(frames[1]!.buffer, frames[0]!.buffer);
+  assert.ok(frames[1]!.every((byte) => byte === 4));
+  // A small frame is copied to memory of its own, never lent.
+  releaseReceivedMemory(frames[2]!);
+  assert.notEqual(frames[2]!.buffer, frames[1]!.buffer);
 });

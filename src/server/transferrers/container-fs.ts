@@ -3,8 +3,11 @@
  * ContainerPath to a WriteStream packs the path, a ReadStream to a
  * ContainerPath extracts the archive under the path.
  */
-import { PassThrough } from "node:stream";
-import { extractArchive, packChunks } from "../../archive/index.js";
+import {
+  extractArchive,
+  HandoffSink,
+  packChunks,
+} from "../../archive/index.js";
 import { Code, TransferError } from "../../errors/index.js";
 import {
   receiveBytes,
@@ -91,10 +94,13 @@ async function copyIn(
   context: TransferContext,
   options: ContainerFsOptions,
 ): Promise<void> {
-  const pipe = new PassThrough();
+  // The extractor is done with a chunk once it requests the next one, so
+  // the transport can reuse the chunk's memory.
+  const pipe = new HandoffSink();
   const receiving = receiveBytes(stream, pipe, {
     signal: context.signal,
     windowBytes: options.windowBytes,
+    reuseChunks: true,
   });
   const extracting = extractArchive(rootfs, destination.path, pipe, {
     preserveOwnership: destination.preserveOwnership,

@@ -1,0 +1,62 @@
+/**
+ * Reuse of the memory of received messages. A transport lends the buffer
+ * of a large received message, the code that uses views of it holds it,
+ * and the transport reuses the buffer once every holder has released it.
+ * A lent buffer that is never released is left to the garbage collector,
+ * so a consumer that does not take part only costs an allocation.
+ *
+ * Every release must match the lend or one hold. A release too many
+ * would let the transport overwrite bytes that something still reads.
+ */
+
+interface Loan {
+  holders: number;
+  reuse: () => void;
+}
+
+const loans = new WeakMap<ArrayBufferLike, Loan>();
+
+/**
+ * Lends `memory`, which must be the only view a transport handed out of its
+ * ArrayBuffer, with one holder: the receiver of the message. `reuse` runs
+ * when the last holder releases it.
+ */
+export function lendReceivedMemory(
+  memory: Uint8Array,
+  reuse: () => void,
+): void {
+  loans.set(memory.buffer, { holders: 1, reuse });
+}
+
+/**
+ * Adds a holder to the lent memory behind `view`, and does nothing for
+ * other memory. Throws if the memory was released already, because its
+ * bytes may have been overwritten: that is a bug of the caller.
+ */
+export function holdReceivedMemory(view: Uint8Array): void {
+  const loan = loans.get(view.buffer);
+  if (loan === undefined) {
+    return;
+  }
+  if (loan.holders === 0) {
+    throw new Error(
+      "internal error: received memory was held after its last release",
+    );
+  }
+  loan.holders++;
+}
+
+/**
+ * Removes a holder from the lent memory behind `view`. The last release
+ * hands the memory back to its transport. Does nothing for other memory.
+ */
+export function releaseReceivedMemory(view: Uint8Array): void {
+  const loan = loans.get(view.buffer);
+  if (loan === undefined || loan.holders === 0) {
+    return;
+  }
+  loan.holders--;
+  if (loan.holders === 0) {
+    loan.reuse();
+  }
+}
