@@ -238,7 +238,7 @@ function writeAllSync(fd: number, body: Buffer[], where: string): void {
 }
 
 /** Returns what is left of `chunks` after the first `bytes` bytes. */
-function dropWritten(chunks: Buffer[], bytes: number): Buffer[] {
+export function dropWritten(chunks: Buffer[], bytes: number): Buffer[] {
   let skipped = bytes;
   let index = 0;
   while (index < chunks.length && skipped >= chunks[index]!.length) {

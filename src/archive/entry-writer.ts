@@ -24,6 +24,7 @@ import {
   holdReceivedMemory,
   releaseReceivedMemory,
 } from "../util/received-memory.js";
+import { BodyWriter } from "./body-writer.js";
 import { displayPath, pathComponents } from "./container-path.js";
 import { childPath, type DirectoryHandle } from "./directory-handle.js";
 import { entryTimes, ownerOf, permissions } from "./entry-metadata.js";
@@ -35,7 +36,6 @@ import {
   noFollowDirectory,
   openOrCreateDirectory,
   placeFile,
-  writeAll,
   writeSmallFile,
 } from "./entry-target.js";
 import { errnoOf, fileError } from "./file-error.js";
@@ -232,33 +232,22 @@ export class EntryWriter {
       return;
     }
     const { temp, file } = await createTempSibling(parent, where);
-    // One write stays in flight while the next chunk is read, so that
-    // receiving and writing overlap. Writes are positioned, so their
-    // order does not matter.
-    let writing: Promise<void> | undefined;
+    const body = new BodyWriter(file, where);
     try {
-      let written = 0;
       for await (const chunk of bodyChunks(entry, stop)) {
         // Taken at once, before the source can reuse the memory.
         holdReceivedMemory(chunk);
         stop.throwIfAborted();
-        await writing;
+        await body.add(chunk);
         // A stop during the wait destroyed the entry, and minipass 7.1 never
         // settles a next() called after that, so check again first.
         stop.throwIfAborted();
-        writing = writeAll(file, chunk, where, written).finally(() =>
-          releaseReceivedMemory(chunk),
-        );
-        // The rejection is taken by the next await of `writing`.
-        writing.catch(() => {});
-        written += chunk.length;
         this.summary.bytes += chunk.length;
       }
-      await writing;
-      writing = undefined;
+      await body.finish();
       stop.throwIfAborted();
-      if (written !== entry.size) {
-        throw truncatedFile(where, written, entry.size);
+      if (body.bytes !== entry.size) {
+        throw truncatedFile(where, body.bytes, entry.size);
       }
 
       await this.#chown(file, entry, where);
@@ -273,7 +262,7 @@ export class EntryWriter {
         });
       }
     } catch (error) {
-      await writing?.catch(() => {});
+      await body.settle();
       await file.close();
       await unlink(temp.path).catch(() => {});
       throw error;

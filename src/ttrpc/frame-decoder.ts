@@ -37,7 +37,7 @@ const emptyData = Buffer.alloc(0);
 const minLentFrameBytes = 64 * 1024;
 
 /** Released frame buffers kept for reuse per decoder. */
-const maxFreeFrames = 8;
+const maxFreeFrames = 16;
 
 export class FrameDecoder {
   readonly #maxDataBytes: number;
