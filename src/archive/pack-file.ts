@@ -46,6 +46,11 @@ export interface PackContext {
   firstLinks: Map<string, string>;
   /** Read buffers given back by the consumer, when it gives them back. */
   readBuffers: ReadBuffers | undefined;
+  /**
+   * Memory reused for each small file's entry that is shorter than it,
+   * because such an entry is copied before the next one is packed.
+   */
+  smallEntryScratch: Buffer | undefined;
 }
 
 /**
@@ -203,7 +208,12 @@ function packSmallFile(
     const size = Number(opened.size);
     const header = encodeHeader(headerFields(entryName, "File", opened));
     const padded = Math.ceil(size / blockBytes) * blockBytes;
-    const chunk = Buffer.allocUnsafe(header.length + padded);
+    const length = header.length + padded;
+    const scratch = context.smallEntryScratch;
+    const chunk =
+      scratch !== undefined && length < scratch.length
+        ? scratch.subarray(0, length)
+        : Buffer.allocUnsafe(length);
     header.copy(chunk);
     const bodyStart = header.length;
     let position = 0;

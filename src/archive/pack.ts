@@ -114,13 +114,18 @@ export function packChunks(
   path: string,
   options: PackOptions = {},
 ): AsyncGenerator<Buffer> {
-  return gatherChunks(packEntries(root, path, options));
+  const readBuffers = options.reuseChunk && new ReadBuffers(options.reuseChunk);
+  return gatherChunks(
+    packEntries(root, path, options, readBuffers),
+    readBuffers,
+  );
 }
 
 async function* packEntries(
   root: string,
   path: string,
   options: PackOptions,
+  readBuffers: ReadBuffers | undefined,
 ): AsyncGenerator<Buffer> {
   throwIfAborted(options.signal);
   const context: PackContext = {
@@ -128,7 +133,10 @@ async function* packEntries(
     noWalk: options.noWalk ?? false,
     warn: options.onWarning ?? (() => {}),
     firstLinks: new Map(),
-    readBuffers: options.reuseChunk && new ReadBuffers(options.reuseChunk),
+    readBuffers,
+    // gatherChunks copies every chunk under gatherBytes when it has read
+    // buffers, before it requests the next.
+    smallEntryScratch: readBuffers && Buffer.allocUnsafe(gatherBytes),
   };
   const names = pathComponents(path);
   const subject = displayPath(names);
@@ -345,8 +353,51 @@ function lstatEntrySync(
  * small files, into chunks of at least {@link gatherBytes}, so that each
  * chunk of the stream, and each Data message made from it, carries many
  * entries. Chunks of that size or more pass through as they are.
+ *
+ * With `readBuffers`, a small chunk is copied into a buffer of that set
+ * before the next chunk is requested, and the consumer gives the buffer
+ * back. So a packer may reuse the memory of a small chunk it yielded.
  */
 async function* gatherChunks(
+  chunks: AsyncIterable<Buffer>,
+  readBuffers: ReadBuffers | undefined,
+): AsyncGenerator<Buffer> {
+  if (readBuffers === undefined) {
+    yield* concatChunks(chunks);
+    return;
+  }
+  let buffer: Buffer | undefined;
+  let filled = 0;
+  const gathered = () => {
+    const chunk = buffer!.subarray(0, filled);
+    readBuffers.lend(chunk, buffer!);
+    buffer = undefined;
+    filled = 0;
+    return chunk;
+  };
+  for await (const chunk of chunks) {
+    if (chunk.length >= gatherBytes) {
+      if (filled > 0) {
+        yield gathered();
+      }
+      yield chunk;
+      continue;
+    }
+    // Less than gatherBytes is filled, so a chunk under gatherBytes fits
+    // in the chunkBytes of a read buffer.
+    buffer ??= readBuffers.take();
+    filled += chunk.copy(buffer, filled);
+    if (filled >= gatherBytes) {
+      yield gathered();
+    }
+  }
+  if (filled > 0) {
+    yield gathered();
+  }
+}
+
+/** Gathers like {@link gatherChunks}, joining the chunks it keeps. */
+async function* concatChunks(
   chunks: AsyncIterable<Buffer>,
 ): AsyncGenerator<Buffer> {
   let pending: Buffer[] = [];

@@ -100,6 +100,10 @@ class ArchiveRewriter extends Transform {
   #paxRecords: PaxRecord[] | undefined;
   #longPath: string | undefined;
   #longLink: string | undefined;
+  /** Output of the chunk being consumed, pushed once it is consumed. */
+  #output: Buffer[] = [];
+  /** Whether an entry of the chunk being consumed was renamed or dropped. */
+  #changed = false;
 
   constructor(options: RewriteOptions) {
     super();
@@ -126,7 +130,38 @@ class ArchiveRewriter extends Transform {
     callback();
   }
 
+  /**
+   * Rewrites one chunk. A chunk that contains whole entries, none of them
+   * changed, goes on as the same object, which lets its producer reuse
+   * the buffer once the sender is done with it.
+   */
   #consume(chunk: Buffer): void {
+    const carried = this.#buffered.length > 0 || this.#pendingBlocks.length > 0;
+    this.#output = [];
+    this.#changed = false;
+    this.#rewrite(chunk);
+    const output = this.#output;
+    this.#output = [];
+    const outputBytes = output.reduce(
+      (total, piece) => total + piece.length,
+      0,
+    );
+    const unchanged =
+      !carried &&
+      !this.#changed &&
+      this.#buffered.length === 0 &&
+      this.#pendingBlocks.length === 0 &&
+      outputBytes === chunk.length;
+    if (unchanged) {
+      this.push(chunk);
+      return;
+    }
+    for (const piece of output) {
+      this.push(piece);
+    }
+  }
+
+  #rewrite(chunk: Buffer): void {
     let input =
       this.#buffered.length > 0
         ? Buffer.concat([this.#buffered, chunk])
@@ -136,16 +171,12 @@ class ArchiveRewriter extends Transform {
     while (input.length > 0) {
       const state = this.#state;
       if (state.kind === "trailer") {
-        this.push(input);
+        this.#output.push(input);
         return;
       }
       if (state.kind === "body") {
         const bodyBytes = Math.min(state.remaining, input.length);
-        // A chunk that is all body goes on as the same object, which lets
-        // its producer reuse the buffer once the sender is done with it.
-        this.push(
-          bodyBytes === input.length ? input : input.subarray(0, bodyBytes),
-        );
+        this.#output.push(input.subarray(0, bodyBytes));
         input = input.subarray(bodyBytes);
         state.remaining -= bodyBytes;
         if (state.remaining === 0) {
@@ -175,7 +206,7 @@ class ArchiveRewriter extends Transform {
 
   #readHeader(block: Buffer): void {
     if (block.every((byte) => byte === 0)) {
-      this.push(Buffer.concat([...this.#pendingBlocks, block]));
+      this.#output.push(...this.#pendingBlocks, block);
       this.#pendingBlocks = [];
       this.#state = { kind: "trailer" };
       return;
@@ -252,6 +283,7 @@ class ArchiveRewriter extends Transform {
           "directories and links",
         path ?? "",
       );
+      this.#changed = true;
       this.#pendingBlocks = this.#keptGlobals();
       return;
     }
@@ -265,10 +297,12 @@ class ArchiveRewriter extends Transform {
         : undefined;
 
     if (newPath === undefined && newLink === undefined) {
-      this.push(Buffer.concat([...this.#pendingBlocks, block]));
+      this.#output.push(...this.#pendingBlocks, block);
       this.#pendingBlocks = [];
       return;
     }
+
+    this.#changed = true;
 
     // The entry is rewritten: GNU long names are dropped in favour of the
     // USTAR fields or PAX records, and global headers are kept.
@@ -292,7 +326,7 @@ class ArchiveRewriter extends Transform {
       blocks.push(...paxHeader(outputRecords, header.mtime));
     }
     blocks.push(patched);
-    this.push(Buffer.concat(blocks));
+    this.#output.push(Buffer.concat(blocks));
     this.#pendingBlocks = [];
   }
 

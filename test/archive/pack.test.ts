@@ -441,3 +441,56 @@ test("pack chunks reuse given-back buffers", async (t) => {
   assert.ok(lent.size < 6, `${lent.size} buffers for 7 reads`);
   assert.deepEqual(Buffer.concat(copies), expected);
 });
+
+test("small files packed with reuse", async (t) => {
+  const { root } = await makeLayout(t);
+  await mkdir(join(root, "tree"));
+  for (let index = 0; index < 300; index++) {
+    const size = (index * 977) % (70 * 1024);
+    await writeFile(
+      join(root, "tree", `f${index}`),
+      Buffer.alloc(size, index & 0xff),
+    );
+  }
+  const expected = await collect(packPath(root, "/tree"));
+
+  const lent = new Set<ArrayBufferLike>();
+  let reusedBuffers = 0;
+  const copies: Buffer[] = [];
+  for await (const chunk of packChunks(root, "/tree", {
+    reuseChunk: (lentChunk, reuse) => {
+      if (lent.has(lentChunk.buffer)) {
+        reusedBuffers++;
+      }
+      lent.add(lentChunk.buffer);
+      queueMicrotask(reuse);
+    },
+  })) {
+    copies.push(Buffer.from(chunk));
+  }
+
+  assert.ok(reusedBuffers > 0, "no gather buffer was reused");
+  assert.deepEqual(Buffer.concat(copies), expected);
+});
+
+test("small file chunks survive held chunks", async (t) => {
+  const { root } = await makeLayout(t);
+  await mkdir(join(root, "tree"));
+  for (let index = 0; index < 200; index++) {
+    await writeFile(
+      join(root, "tree", `f${index}`),
+      Buffer.alloc((index * 331) % 9000, index & 0xff),
+    );
+  }
+  const expected = await collect(packPath(root, "/tree"));
+
+  // A consumer that keeps every chunk and never gives a buffer back.
+  const held: Buffer[] = [];
+  for await (const chunk of packChunks(root, "/tree", {
+    reuseChunk: () => {},
+  })) {
+    held.push(chunk);
+  }
+
+  assert.deepEqual(Buffer.concat(held), expected);
+});

@@ -258,3 +258,33 @@ test("bad header checksum is rejected", async () => {
     /bad checksum/,
   );
 });
+
+test("unchanged whole entries pass as same chunk", async () => {
+  const entries = rawTar(
+    [
+      { name: "a.txt", body: "alpha" },
+      { name: "b.txt", body: "b".repeat(700) },
+    ],
+    { trailer: false },
+  );
+  const renamed = rawTar([{ name: "top", body: "x" }], { trailer: false });
+  const trailer = Buffer.alloc(1024);
+  const rewriter = rewriteArchive({ rename: { from: "top", to: "new" } });
+  const output: Buffer[] = [];
+  rewriter.on("data", (chunk: Buffer) => output.push(chunk));
+  const ended = new Promise((resolve) => rewriter.on("end", resolve));
+
+  for (const chunk of [entries, renamed, trailer]) {
+    rewriter.write(chunk);
+  }
+  rewriter.end();
+  await ended;
+
+  assert.ok(output.includes(entries), "unchanged entries were copied");
+  assert.ok(!output.includes(renamed), "the renamed entry passed unchanged");
+  const listed = await listTar(Buffer.concat(output));
+  assert.deepEqual(
+    listed.map((entry) => entry.path),
+    ["a.txt", "b.txt", "new"],
+  );
+});
