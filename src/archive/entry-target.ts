@@ -155,16 +155,18 @@ export interface SmallFileMetadata {
 }
 
 /**
- * Writes a whole file with synchronous calls: a new hidden sibling as in
- * {@link createTempSibling}, its content, owner, mode and times, and then
- * the rename to `parent.name` as in {@link placeFile}. On a local file
- * system each call usually takes microseconds, less than the hop to the
- * thread pool that an asynchronous call makes.
+ * Writes a whole file with synchronous calls. When nothing has the name
+ * `parent.name`, the file is created under it at once. Otherwise a new
+ * hidden sibling as in {@link createTempSibling} gets the content, owner,
+ * mode and times, and then the rename to `parent.name` as in
+ * {@link placeFile}. On a local file system each call usually takes
+ * microseconds, less than the hop to the thread pool that an asynchronous
+ * call makes.
  *
  * Returns undefined once the file has its name. When the name is a mount
  * point that a rename cannot replace, returns the complete hidden file,
- * which the caller passes to {@link placeFile}. On failure the hidden file
- * is removed.
+ * which the caller passes to {@link placeFile}. On failure the new file is
+ * removed.
  *
  * NOTE: a file system that stalls (a hung network or FUSE mount) stalls
  * the whole process here, not only this copy.
@@ -176,6 +178,24 @@ export function writeSmallFile(
   where: string,
   onRemove: () => void,
 ): EntryParent | undefined {
+  // A new name needs no hidden sibling and no rename. O_EXCL with
+  // O_NOFOLLOW creates it only if nothing, not even a symlink, has it.
+  let direct: number | undefined;
+  try {
+    direct = openSync(parent.path, createTempFlags, 0o600);
+  } catch (error) {
+    ignoreErrno(error, "EEXIST", "create", where);
+  }
+  if (direct !== undefined) {
+    try {
+      writeSmallBody(direct, body, metadata, where);
+    } catch (error) {
+      removeQuietly(parent.path);
+      throw error;
+    }
+    return undefined;
+  }
+
   const prefix = tempPrefix(parent.name);
   let temp: EntryParent | undefined;
   let fd: number | undefined;
@@ -190,25 +210,7 @@ export function writeSmallFile(
   }
   const hidden = temp!;
   try {
-    try {
-      writeAllSync(fd, body, where);
-      if (metadata.owner !== undefined) {
-        const { uid, gid } = metadata.owner;
-        syncCall(() => fchownSync(fd, uid, gid), "change the owner of", where);
-      }
-      syncCall(() => fchmodSync(fd, metadata.mode), "set the mode of", where);
-      const times = metadata.times;
-      if (times !== undefined) {
-        syncCall(
-          () => futimesSync(fd, times.atime, times.mtime),
-          "set the times of",
-          where,
-        );
-      }
-    } finally {
-      closeSync(fd);
-    }
-
+    writeSmallBody(fd, body, metadata, where);
     const existing = lstatChildSync(parent, where);
     if (existing?.isDirectory()) {
       throw conflict(where, "a file", existing);
@@ -226,6 +228,33 @@ export function writeSmallFile(
   } catch (error) {
     removeQuietly(hidden.path);
     throw error;
+  }
+}
+
+/** Writes the content, owner, mode and times of a new file, and closes it. */
+function writeSmallBody(
+  fd: number,
+  body: Buffer[],
+  metadata: SmallFileMetadata,
+  where: string,
+): void {
+  try {
+    writeAllSync(fd, body, where);
+    if (metadata.owner !== undefined) {
+      const { uid, gid } = metadata.owner;
+      syncCall(() => fchownSync(fd, uid, gid), "change the owner of", where);
+    }
+    syncCall(() => fchmodSync(fd, metadata.mode), "set the mode of", where);
+    const times = metadata.times;
+    if (times !== undefined) {
+      syncCall(
+        () => futimesSync(fd, times.atime, times.mtime),
+        "set the times of",
+        where,
+      );
+    }
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -67,7 +67,9 @@ const gzipMagic = [0x1f, 0x8b];
  *   with its mode.
  * - A regular file is written under a hidden name and renamed over any
  *   existing non-directory, such as a file or a symlink, without
- *   following it. A hard link to the old file keeps the old content.
+ *   following it. A hard link to the old file keeps the old content. A
+ *   file of 64 KiB or less whose name is free is created under its name
+ *   at once, which saves the rename.
  * - A symlink (its target stored as it is) or a hard link replaces an
  *   existing non-directory.
  * - Replacing a directory with a non-directory, or the reverse, fails
