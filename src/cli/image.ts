@@ -2,7 +2,7 @@
  * `image import|export|tag|ls|rm`: images in containerd's image store.
  * Archives and results go to standard output, progress to standard error.
  */
-import { createReadStream, createWriteStream } from "node:fs";
+import { createWriteStream } from "node:fs";
 import { rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { type Command, Option } from "commander";
@@ -17,6 +17,7 @@ import {
   tagImage,
 } from "../client/index.js";
 import { Code, TransferError } from "../errors/index.js";
+import { readFileChunks } from "../streaming/index.js";
 import type { Progress } from "../transfer/index.js";
 import { addRegistryCommands } from "./image-registry.js";
 import { createProgress } from "./progress.js";
@@ -174,7 +175,7 @@ async function runImport(
   try {
     const result = await importImage(
       client,
-      fromStdin ? process.stdin : createReadStream(file),
+      fromStdin ? process.stdin : readFileChunks(file),
       {
         name: flags.name,
         baseName: flags.baseName,

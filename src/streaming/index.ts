@@ -7,6 +7,7 @@ export {
   unpackData,
   unpackWindowUpdate,
 } from "./data.js";
+export { readFileChunks } from "./file-source.js";
 export {
   type ByteSink,
   type ByteSource,
