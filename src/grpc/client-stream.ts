@@ -144,14 +144,23 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
   /**
    * Writes each request message, then ends the request. A message waits
    * until the stream's buffer has drained. Once the call has failed or
-   * ended, the next input message is dropped and the input is returned.
+   * ended, or the stream can take no more writes, the next input message
+   * is dropped and the input is returned.
    */
   async pump(input: AsyncIterable<MessageShape<I>>): Promise<void> {
     const inputs = input[Symbol.asyncIterator]();
     try {
       for (;;) {
         const next = await inputs.next();
-        if (this.#done) {
+        // Node.js ends the writable side itself when the server resets the
+        // stream after its status, as grpc-go does to a client that has not
+        // half-closed. The response's end can still be unread then, and a
+        // write would fail the call with "write after end".
+        if (
+          this.#done ||
+          this.#httpStream.writableEnded ||
+          this.#httpStream.destroyed
+        ) {
           break;
         }
         if (next.done) {

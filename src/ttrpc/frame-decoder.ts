@@ -36,8 +36,12 @@ const emptyData = Buffer.alloc(0);
 /** Smallest copied frame whose buffer is lent for reuse, in bytes. */
 const minLentFrameBytes = 64 * 1024;
 
-/** Released frame buffers kept for reuse per decoder. */
-const maxFreeFrames = 16;
+/**
+ * Bytes of released frame buffers kept for reuse per decoder: room for a
+ * 4 MiB window of frames and the pieces an extractor still writes.
+ * NOTE: an idle connection keeps them until it closes.
+ */
+const maxFreeBytes = 8 * 1024 * 1024;
 
 export class FrameDecoder {
   readonly #maxDataBytes: number;
@@ -54,6 +58,7 @@ export class FrameDecoder {
   #pending: Buffer | undefined;
   readonly #chunksReused: boolean;
   readonly #freeFrames: Buffer[] = [];
+  #freeBytes = 0;
 
   /**
    * `maxDataBytes` is the longest frame data accepted, in bytes. With
@@ -226,12 +231,18 @@ export class FrameDecoder {
     }
     const free = this.#freeFrames;
     const index = free.findIndex((buffer) => buffer.length >= length);
-    const buffer =
-      index === -1 ? Buffer.allocUnsafeSlow(length) : free.splice(index, 1)[0]!;
+    let buffer: Buffer;
+    if (index === -1) {
+      buffer = Buffer.allocUnsafeSlow(length);
+    } else {
+      buffer = free.splice(index, 1)[0]!;
+      this.#freeBytes -= buffer.length;
+    }
     const frame = buffer.subarray(0, length);
     lendReceivedMemory(frame, () => {
-      if (free.length < maxFreeFrames) {
+      if (this.#freeBytes + buffer.length <= maxFreeBytes) {
         free.push(buffer);
+        this.#freeBytes += buffer.length;
       }
     });
     return frame;

@@ -1306,3 +1306,48 @@ test("message at the limit accepted", async (t) => {
   assert.equal(encoded.length, limit);
   assert.equal(settled(outcome, "call never ended").error, undefined);
 });
+
+test("client writing after server end succeeds", async (t) => {
+  // The server sends many messages and its status, then resets the stream
+  // as grpc-go does when the client has not half-closed. The client reads
+  // slowly and sends a message for each one it reads, as a receiver sends
+  // window updates, so it still writes after Node.js has ended the
+  // stream's writable side and before the response's end is read.
+  const client = await hostileServer(t, (stream) => {
+    stream.respond(
+      { ":status": 200, "content-type": "application/grpc" },
+      { waitForTrailers: true },
+    );
+    stream.on("wantTrailers", () => {
+      stream.sendTrailers({ "grpc-status": "0" });
+      setImmediate(() => stream.close(http2.constants.NGHTTP2_NO_ERROR));
+    });
+    stream.once("data", () => {
+      const frames = Array.from({ length: 200 }, () => helloFrame);
+      stream.end(Buffer.concat(frames));
+    });
+  });
+
+  for (let run = 0; run < 5; run++) {
+    let wake: (() => void) | undefined;
+    let ended = false;
+    async function* replies(): AsyncIterable<Any> {
+      yield textAny("start");
+      while (!ended) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        yield textAny("update");
+      }
+    }
+    let received = 0;
+    for await (const _message of client.stream(replies())) {
+      received++;
+      await new Promise((resolve) => setImmediate(resolve));
+      wake?.();
+    }
+    ended = true;
+    wake?.();
+    assert.equal(received, 200, `run ${run}`);
+  }
+});
