@@ -14,7 +14,7 @@
  * 4. Scaling: copies in of 1 MiB and 64 MiB files, and 1, 8 and 64
  *    concurrent transfers over one connection of each protocol.
  *
- * BENCH_QUICK=1 runs smaller sizes (22 s on a shared 2-core VM).
+ * BENCH_QUICK=1 runs smaller sizes (25 s on a shared 2-core VM).
  * BENCH_BYTES sets the large file's size (default 1 GiB, 128 MiB quick).
  * BENCH_FILES sets the number of small files (default 20 000, 2 000
  * quick). BENCH_RUNS sets how many times each whole-copy and
