@@ -485,12 +485,12 @@ test("small file chunks survive held chunks", async (t) => {
   const expected = await collect(packPath(root, "/tree"));
 
   // A consumer that keeps every chunk and never gives a buffer back.
-  const held: Buffer[] = [];
+  const heldChunks: Buffer[] = [];
   for await (const chunk of packChunks(root, "/tree", {
     reuseChunk: () => {},
   })) {
-    held.push(chunk);
+    heldChunks.push(chunk);
   }
 
-  assert.deepEqual(Buffer.concat(held), expected);
+  assert.deepEqual(Buffer.concat(heldChunks), expected);
 });

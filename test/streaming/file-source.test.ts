@@ -31,12 +31,12 @@ test("file chunks kept without give-back", async (t) => {
   const content = randomBytes(3 * 256 * 1024);
   await writeFile(join(dir, "data"), content);
 
-  const held: Uint8Array[] = [];
+  const heldChunks: Uint8Array[] = [];
   for await (const chunk of readFileChunks(join(dir, "data"))) {
-    held.push(chunk);
+    heldChunks.push(chunk);
   }
 
-  assert.ok(Buffer.concat(held).equals(content));
+  assert.ok(Buffer.concat(heldChunks).equals(content));
 });
 
 test("missing file rejects", async () => {
