@@ -12,7 +12,7 @@ import { fileError } from "./file-error.js";
 /**
  * Bytes queued behind the write in flight before `add` waits. In three
  * runs each of a 1 GiB copy out on a shared 2-core VM, 1 MiB took 1.2 to
- * 1.9 s with client peaks of 87 to 90 MB, and 4 MiB took 1.2 to 2.4 s with
+ * 1.9 s with client peaks of 87 to 90 MB. 4 MiB took 1.2 to 2.4 s with
  * peaks of 88 to 99 MB.
  */
 const maxQueuedBytes = 1024 * 1024;

@@ -411,19 +411,15 @@ test("stream honours backpressure", async (t) => {
   stream.destroy();
 });
 
-test("pack chunks reuse given-back buffers", async (t) => {
-  const { root } = await makeLayout(t);
-  const content = Buffer.alloc(6 * chunkBytes + 1000);
-  for (let index = 0; index < content.length; index++) {
-    content[index] = (index * 131) & 0xff;
-  }
-  await writeFile(join(root, "big"), content);
-  const expected = await collect(packPath(root, "/big"));
-
+/**
+ * Packs `path` with buffer reuse, copying each chunk and giving its buffer
+ * back at once, and counts the buffers lent and lent again.
+ */
+async function packCopying(root: string, path: string) {
   const lent = new Set<ArrayBufferLike>();
   let reusedBuffers = 0;
   const copies: Buffer[] = [];
-  for await (const chunk of packChunks(root, "/big", {
+  for await (const chunk of packChunks(root, path, {
     reuseChunk: (lentChunk, reuse) => {
       if (lent.has(lentChunk.buffer)) {
         reusedBuffers++;
@@ -436,10 +432,23 @@ test("pack chunks reuse given-back buffers", async (t) => {
   })) {
     copies.push(Buffer.from(chunk));
   }
+  return { archive: Buffer.concat(copies), lent, reusedBuffers };
+}
+
+test("pack chunks reuse given-back buffers", async (t) => {
+  const { root } = await makeLayout(t);
+  const content = Buffer.alloc(6 * chunkBytes + 1000);
+  for (let index = 0; index < content.length; index++) {
+    content[index] = (index * 131) & 0xff;
+  }
+  await writeFile(join(root, "big"), content);
+  const expected = await collect(packPath(root, "/big"));
+
+  const { archive, lent, reusedBuffers } = await packCopying(root, "/big");
 
   assert.ok(reusedBuffers > 0, "no read buffer was reused");
   assert.ok(lent.size < 6, `${lent.size} buffers for 7 reads`);
-  assert.deepEqual(Buffer.concat(copies), expected);
+  assert.deepEqual(archive, expected);
 });
 
 test("small files packed with reuse", async (t) => {
@@ -454,23 +463,10 @@ test("small files packed with reuse", async (t) => {
   }
   const expected = await collect(packPath(root, "/tree"));
 
-  const lent = new Set<ArrayBufferLike>();
-  let reusedBuffers = 0;
-  const copies: Buffer[] = [];
-  for await (const chunk of packChunks(root, "/tree", {
-    reuseChunk: (lentChunk, reuse) => {
-      if (lent.has(lentChunk.buffer)) {
-        reusedBuffers++;
-      }
-      lent.add(lentChunk.buffer);
-      queueMicrotask(reuse);
-    },
-  })) {
-    copies.push(Buffer.from(chunk));
-  }
+  const { archive, reusedBuffers } = await packCopying(root, "/tree");
 
   assert.ok(reusedBuffers > 0, "no gather buffer was reused");
-  assert.deepEqual(Buffer.concat(copies), expected);
+  assert.deepEqual(archive, expected);
 });
 
 test("small file chunks survive held chunks", async (t) => {
