@@ -11,7 +11,7 @@ import {
   readSync,
 } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
-import { throwIfAborted } from "../errors/index.js";
+import { Code, TransferError, throwIfAborted } from "../errors/index.js";
 import { displayPath } from "./container-path.js";
 import { childPath, type DirectoryHandle } from "./directory-handle.js";
 import { errnoOf, fileError } from "./file-error.js";
@@ -227,13 +227,7 @@ function packSmallFile(
         where,
       );
       if (bytesRead === 0) {
-        context.warn(
-          "changed",
-          `"${where}" shrank while it was read; the entry was padded with ` +
-            `${size - position} zero bytes`,
-          where,
-        );
-        break;
+        throw shrankError(where, size, position);
       }
       position += bytesRead;
     }
@@ -303,8 +297,8 @@ function isSameFile(
 
 /**
  * Yields exactly `size` bytes of the file, in chunks as the consumer
- * reads. A file that shrank is padded with zeros so that the archive
- * stays well formed; a file that grew is cut at `size`.
+ * reads. A file that grew is cut at `size`; one that shrank fails the
+ * archive (see {@link shrankError}).
  */
 async function* readBody(
   context: PackContext,
@@ -324,18 +318,30 @@ async function* readBody(
         throw fileError(error, "read", where);
       });
     if (bytesRead === 0) {
-      context.warn(
-        "changed",
-        `"${where}" shrank while it was read; the entry was padded with ` +
-          `${size - position} zero bytes`,
-        where,
-      );
-      yield Buffer.alloc(size - position);
-      return;
+      throw shrankError(where, size, position);
     }
     position += bytesRead;
     const chunk = buffer.subarray(0, bytesRead);
     buffers?.lend(chunk, buffer);
     yield chunk;
   }
+}
+
+/**
+ * The error for a file that ended before the size in its header was read.
+ * Its entry can be neither completed with the real bytes nor shortened, as
+ * the header is already sent, and padding would deliver a file that never
+ * existed, so the archive fails instead.
+ */
+function shrankError(
+  where: string,
+  size: number,
+  position: number,
+): TransferError {
+  return new TransferError(
+    `"${where}" shrank from ${size} to ${position} bytes while it was ` +
+      "read, so the archive was stopped; copy it again once the file no " +
+      "longer changes",
+    Code.Aborted,
+  );
 }

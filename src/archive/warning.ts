@@ -10,8 +10,9 @@
  *   an archive, because entry names are stored as UTF-8 strings.
  * - `vanished`: a file disappeared between listing its directory and
  *   reading it, and was left out.
- * - `changed`: a file changed type or size while it was read. The entry
- *   was skipped, or its body was padded to the size in its header.
+ * - `changed`: a file was replaced or changed type between listing its
+ *   directory and reading it, and was left out. (A file that shrinks
+ *   while it is read fails the archive instead.)
  * - `metadata-failed`: the mode or times of an extracted directory could
  *   not be applied at the end of extraction.
  * - `outside-skipped`: on a copy out, the archive put an entry outside

@@ -5,6 +5,7 @@ import {
   link,
   mkdir,
   symlink,
+  truncate,
   utimes,
   writeFile,
 } from "node:fs/promises";
@@ -389,6 +390,27 @@ test("abort destroys the stream as Canceled", async (t) => {
   })();
 
   await assert.rejects(reading, isTransferError(Code.Canceled, /stop/));
+});
+
+test("a file that shrinks while it is read fails the archive", async (t) => {
+  const { root } = await makeLayout(t);
+  const path = join(root, "log");
+  await writeFile(path, Buffer.alloc(4 * chunkBytes, 1));
+  const chunks = packChunks(root, "/log");
+
+  // The first chunk holds the header and the first read; the next read
+  // meets the end of the cut file.
+  const first = await chunks.next();
+  assert.equal(first.done, false);
+  await truncate(path, 1000);
+
+  await assert.rejects(
+    collect(chunks),
+    isTransferError(
+      Code.Aborted,
+      new RegExp(`"/log" shrank from ${4 * chunkBytes} to \\d+ bytes`),
+    ),
+  );
 });
 
 test("stream honours backpressure", async (t) => {

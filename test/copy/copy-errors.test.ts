@@ -5,11 +5,13 @@
  * because root may read and write anything.
  */
 import assert from "node:assert/strict";
-import { chmod, readFile, writeFile } from "node:fs/promises";
+import { truncateSync } from "node:fs";
+import { chmod, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { runCopy } from "../../src/cli/cp.js";
-import { connect } from "../../src/client/index.js";
+import { connect, copyFromContainer } from "../../src/client/index.js";
+import { Code, TransferError } from "../../src/errors/index.js";
 import {
   containerId,
   protocol,
@@ -168,4 +170,39 @@ test("serve rejects missing root", async (t) => {
 
   assert.equal(result.status, 2, result.stderr);
   assert.match(result.stderr, /invalid --root .*absent: no such directory/);
+});
+
+test("file shrinking during copy out fails and writes nothing", async (t) => {
+  const { client, rootfs, local } = await startCopyEndpoint(t);
+  const source = join(rootfs, "log");
+  const size = 64 * 1024 * 1024;
+  await writeFile(source, Buffer.alloc(size, 7));
+  let cut = false;
+
+  // The server reads at most a window ahead of what the client received,
+  // so the cut happens long before the end of the file.
+  const copying = copyFromContainer(
+    client,
+    { containerId, path: "/log" },
+    join(local, "log"),
+    {
+      onBytes: () => {
+        if (!cut) {
+          cut = true;
+          truncateSync(source, 1000);
+        }
+      },
+    },
+  );
+
+  await assert.rejects(
+    copying,
+    (error: unknown) =>
+      error instanceof TransferError &&
+      error.code === Code.Aborted &&
+      new RegExp(`"/log" shrank from ${size} to \\d+ bytes`).test(
+        error.message,
+      ),
+  );
+  assert.deepEqual(await readdir(local), []);
 });
