@@ -18,6 +18,7 @@ import {
 import { displayPath, pathComponents } from "./container-path.js";
 import { closeDirectory } from "./directory-handle.js";
 import { EntryWriter, type ExtractSummary } from "./entry-writer.js";
+import { restorePaxNewlines } from "./pax-records.js";
 import { openContainerRoot, openDirectory } from "./resolve.js";
 import { blockBytes } from "./tar-header.js";
 import type { WarningHandler } from "./warning.js";
@@ -163,6 +164,7 @@ async function readArchive(
   let current: ReadEntry | undefined;
   let writing: Promise<void> = Promise.resolve();
   const parser = new Parser({ zstd: false, brotli: false });
+  const restoreNames = restorePaxNewlines(parser);
   parser.on("eof", () => {
     sawEnd = true;
   });
@@ -183,9 +185,11 @@ async function readArchive(
       fail(invalidArchive("TAR_ENTRY_INVALID", message));
       return;
     }
+    restoreNames(entry);
     writing = writing.then(() => writer.skipUnknown(entry)).catch(fail);
   });
   parser.on("entry", (entry: ReadEntry) => {
+    restoreNames(entry);
     current = entry;
     writing = writing
       .then(async () => {

@@ -14,5 +14,12 @@ export {
 } from "./extract.js";
 export { HandoffSink } from "./handoff-sink.js";
 export { type PackOptions, packChunks, packPath } from "./pack.js";
+export {
+  encodePaxRecord,
+  type PaxRecord,
+  parsePaxRecords,
+  paxValue,
+  restorePaxNewlines,
+} from "./pax-records.js";
 export { type ResolveOptions, resolveInRoot } from "./resolve.js";
 export type { ArchiveWarningCode, WarningHandler } from "./warning.js";

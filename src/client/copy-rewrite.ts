@@ -11,7 +11,13 @@
  */
 import { Transform, type TransformCallback } from "node:stream";
 import { Header } from "tar";
-import type { WarningHandler } from "../archive/index.js";
+import {
+  encodePaxRecord,
+  type PaxRecord,
+  parsePaxRecords,
+  paxValue,
+  type WarningHandler,
+} from "../archive/index.js";
 import { Code, TransferError } from "../errors/index.js";
 
 export interface RewriteOptions {
@@ -71,12 +77,6 @@ const maxMetadataBytes = 1024 * 1024;
 
 /** Typeflags whose size field does not announce a body. */
 const headerOnlyTypes = new Set(["1", "2", "3", "4", "5", "6"]);
-
-/** A PAX record as stored: `key=value`. */
-interface PaxRecord {
-  key: string;
-  value: string;
-}
 
 type State =
   | { kind: "header" }
@@ -256,7 +256,14 @@ class ArchiveRewriter extends Transform {
       return;
     }
     if (state.typeflag === "x") {
-      this.#paxRecords = parsePaxRecords(content);
+      const records = parsePaxRecords(content);
+      if (records === undefined) {
+        throw new TransferError(
+          "invalid tar archive: malformed PAX record",
+          Code.InvalidArgument,
+        );
+      }
+      this.#paxRecords = records;
     } else if (state.typeflag === "L") {
       this.#longPath = cString(content);
     } else {
@@ -355,48 +362,6 @@ function roundUp(size: number): number {
 function cString(bytes: Buffer): string {
   const end = bytes.indexOf(0);
   return bytes.subarray(0, end === -1 ? bytes.length : end).toString("utf8");
-}
-
-function paxValue(
-  records: PaxRecord[] | undefined,
-  key: string,
-): string | undefined {
-  return records?.findLast((record) => record.key === key)?.value;
-}
-
-/** Parses PAX records (`LENGTH key=value\n`), keeping unknown keys. */
-function parsePaxRecords(body: Buffer): PaxRecord[] {
-  const records: PaxRecord[] = [];
-  let offset = 0;
-  while (offset < body.length && body[offset] !== 0) {
-    const space = body.indexOf(0x20, offset);
-    const length = Number(body.subarray(offset, space).toString("ascii"));
-    if (space === -1 || !Number.isInteger(length) || length <= 0) {
-      throw new TransferError(
-        "invalid tar archive: malformed PAX record",
-        Code.InvalidArgument,
-      );
-    }
-    const record = body.subarray(space + 1, offset + length - 1);
-    const equals = record.indexOf(0x3d);
-    records.push({
-      key: record.subarray(0, equals).toString("utf8"),
-      value: record.subarray(equals + 1).toString("utf8"),
-    });
-    offset += length;
-  }
-  return records;
-}
-
-/** Encodes one PAX record; its length prefix counts its own digits. */
-function encodePaxRecord({ key, value }: PaxRecord): string {
-  const text = ` ${key}=${value}\n`;
-  const base = Buffer.byteLength(text);
-  let length = base + String(base).length;
-  if (String(length).length > String(base).length) {
-    length = base + String(length).length;
-  }
-  return `${length}${text}`;
 }
 
 /** Builds a PAX extended header entry: its header block and padded body. */

@@ -6,7 +6,7 @@
 import { posix } from "node:path";
 import { Writable } from "node:stream";
 import { Parser, type ReadEntry } from "tar";
-import { cleanContainerPath } from "../archive/index.js";
+import { cleanContainerPath, restorePaxNewlines } from "../archive/index.js";
 import { abortReason, Code, TransferError } from "../errors/index.js";
 import type { Client } from "./client.js";
 import { type ContainerLocation, receiveArchive } from "./copy-archive.js";
@@ -138,6 +138,7 @@ async function readStat(
   let found: ContainerPathStat | undefined;
   const parser = new Parser({
     onReadEntry: (entry: ReadEntry) => {
+      restoreNames(entry);
       if (found === undefined) {
         found = entryStat(entry);
         if (entry.size > abortAboveBytes) {
@@ -147,6 +148,7 @@ async function readStat(
       entry.resume();
     },
   });
+  const restoreNames = restorePaxNewlines(parser);
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
       if (found === undefined) {

@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { test } from "node:test";
 import { gzipSync } from "node:zlib";
+import { Pax } from "tar";
 import { extractArchive } from "../../src/archive/index.js";
 import { Code, TransferError } from "../../src/errors/index.js";
 import {
@@ -414,4 +415,21 @@ test("longest multibyte name extracted", async (t) => {
   );
 
   assert.deepEqual(await readdir(root), [name]);
+});
+
+test("later PAX header name wins", async (t) => {
+  const { root } = await makeLayout(t);
+  const archive = Buffer.concat([
+    new Pax({ path: "first\nname" }).encode(),
+    rawEntry({ path: "second name", body: "x", pax: true }),
+    rawEntry({ path: "third\nname", body: "y", pax: true }),
+    trailer,
+  ]);
+
+  await extractArchive(root, "/", chunked(archive));
+
+  assert.deepEqual((await readdir(root)).sort(), [
+    "second name",
+    "third\nname",
+  ]);
 });

@@ -392,7 +392,7 @@ test("abort destroys the stream as Canceled", async (t) => {
   await assert.rejects(reading, isTransferError(Code.Canceled, /stop/));
 });
 
-test("a file that shrinks while it is read fails the archive", async (t) => {
+test("shrinking file fails the archive", async (t) => {
   const { root } = await makeLayout(t);
   const path = join(root, "log");
   await writeFile(path, Buffer.alloc(4 * chunkBytes, 1));

@@ -27,6 +27,9 @@ const linkTime = new Date("2003-04-05T06:07:08Z");
 
 const longDir = "long-directory-".padEnd(120, "x");
 const deepFile = `${"deep-file-".padEnd(150, "y")}.txt`;
+// Names over 100 bytes travel in PAX records, where a newline is data.
+const newlineFile = `line\nbreak-${"n".repeat(110)}`;
+const newlineTarget = `target\nbreak-${"t".repeat(110)}`;
 
 /** Builds a tree with every kind of entry the round trip must keep. */
 async function buildTree(top: string): Promise<void> {
@@ -48,6 +51,10 @@ async function buildTree(top: string): Promise<void> {
   await link(join(top, "hard-1"), join(top, "hard-2"));
   await symlink("../a/b/c/leaf.txt", join(top, "a", "relative"));
   await symlink("/etc/hostname", join(top, "absolute"));
+  await writeFile(join(top, newlineFile), "newline");
+  await writeFile(join(top, `${newlineFile}\nother`), "another newline");
+  await link(join(top, newlineFile), join(top, "newline-hard"));
+  await symlink(newlineTarget, join(top, "newline-link"));
 
   for (const path of ["plain", "a/b/c/leaf.txt", "big", "setuid"]) {
     await utimes(join(top, path), fileTime, fileTime);

@@ -93,12 +93,14 @@ test("long and non-ASCII names", async (t) => {
     [deep.split("/").slice(0, 2).join("/")]: "/",
     [deep]: "deep path over 255 bytes",
     "space name.txt": "spaces",
+    [`${"n".repeat(120)}\nsecond line`]: "newline in a long name",
+    "newline-link": `->${"t".repeat(120)}\ntarget`,
   });
 
   await roundTrip(endpoint);
 
   const expected = await describeTree(src);
-  assert.equal(Object.keys(expected).length, 7);
+  assert.equal(Object.keys(expected).length, 9);
   assert.deepEqual(await describeTree(join(endpoint.rootfs, "data")), expected);
   assert.deepEqual(await describeTree(join(endpoint.local, "out")), expected);
 });

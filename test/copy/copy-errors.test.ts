@@ -172,7 +172,7 @@ test("serve rejects missing root", async (t) => {
   assert.match(result.stderr, /invalid --root .*absent: no such directory/);
 });
 
-test("file shrinking during copy out fails and writes nothing", async (t) => {
+test("shrinking file fails copy out", async (t) => {
   const { client, rootfs, local } = await startCopyEndpoint(t);
   const source = join(rootfs, "log");
   const size = 64 * 1024 * 1024;
