@@ -115,7 +115,10 @@ function countTree(entries: Map<string, TreeEntry>) {
   for (const entry of entries.values()) {
     if (entry.type === "file") {
       stats.files++;
-      stats.bytes += entry.size;
+      // A hard link's bytes are stored and copied once.
+      if (entry.linkOf === undefined) {
+        stats.bytes += entry.size;
+      }
     } else if (entry.type === "directory") {
       stats.directories++;
     } else if (entry.type === "symlink") {

@@ -14,6 +14,8 @@ export interface TreeEntry {
   size: number;
   /** sha256 of a file's content, or a symlink's target. */
   content: string;
+  /** For a hard link: the path first walked of the same file. */
+  linkOf?: string;
 }
 
 /** Walks a tree without following symlinks; keys are relative paths. */
@@ -21,6 +23,7 @@ export async function summarizeTree(
   root: string,
 ): Promise<Map<string, TreeEntry>> {
   const entries = new Map<string, TreeEntry>();
+  const firstNames = new Map<string, string>();
   const visit = async (relative: string) => {
     const path = join(root, relative);
     const info = await lstat(path);
@@ -39,11 +42,17 @@ export async function summarizeTree(
         content: target,
       });
     } else if (info.isFile()) {
+      const inode = `${info.dev}:${info.ino}`;
+      const linkOf = info.nlink > 1 ? firstNames.get(inode) : undefined;
+      if (info.nlink > 1 && linkOf === undefined) {
+        firstNames.set(inode, relative);
+      }
       entries.set(relative, {
         type: "file",
         mode,
         size: info.size,
         content: await hashFile(path),
+        linkOf,
       });
     } else {
       entries.set(relative, { type: "other", mode, size: 0, content: "" });
@@ -73,6 +82,12 @@ export function compareTrees(
       );
     } else if (got.size !== want.size || got.content !== want.content) {
       problems.push(`${name}: content differs`);
+    } else if (got.linkOf !== want.linkOf) {
+      problems.push(
+        want.linkOf === undefined
+          ? `${name}: hard link to ${got.linkOf}, expected a file of its own`
+          : `${name}: expected a hard link to ${want.linkOf}`,
+      );
     }
     if (problems.length >= limit) {
       return problems;
