@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * The containerd-transfer command. Results go to standard output,
  * diagnostics to standard error; the exit code is 0 on success, 1 on a
