@@ -208,8 +208,11 @@ async function receiver(
   process.on("message", (message: { ids: string[] }) => {
     for (const id of message.ids) {
       const stream = registry.claim(namespace, id);
+      // The sink keeps no chunk, so received frames may be reused, as the
+      // server's copy in reuses them.
       receiveBytes(stream, discard(), {
         windowBytes: windowBytes > 0 ? windowBytes : undefined,
+        reuseChunks: true,
       }).then(
         (received) => process.send?.({ received }),
         (error) => {
