@@ -5,6 +5,7 @@
  */
 import type { Writable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { lendReceivedMemory } from "../util/received-memory.js";
 
 /** Bytes of the prefix in front of each message. */
 export const envelopePrefixBytes = 5;
@@ -39,16 +40,29 @@ export function writeEnvelope(
   return drained;
 }
 
+/** Smallest split message whose buffer is lent for reuse, in bytes. */
+const minLentMessageBytes = 64 * 1024;
+
+/**
+ * Bytes of released message buffers kept for reuse per reader: room for a
+ * few 1 MiB messages.
+ */
+const maxFreeBytes = 8 * 1024 * 1024;
+
 /**
  * Splits received chunks into messages. A message that lies inside one
- * chunk is returned as a view of that chunk; one that spans chunks is
- * joined first.
+ * chunk is returned as a view of that chunk. One that spans chunks is
+ * copied into a buffer of its length. A buffer of 64 KiB or more is lent
+ * for reuse (see received-memory.ts). Once its consumers release it, a
+ * later message is copied into it instead of a new allocation.
  */
 export class EnvelopeReader {
   readonly #maxBytes: number;
   readonly #messageKind: string;
   #chunks: Buffer[] = [];
   #bytes = 0;
+  readonly #free: Buffer[] = [];
+  #freeBytes = 0;
 
   /** `messageKind` names the messages in errors, such as "response message". */
   constructor(maxBytes: number, messageKind: string) {
@@ -74,13 +88,14 @@ export class EnvelopeReader {
     if (this.#bytes < envelopePrefixBytes) {
       return undefined;
     }
-    let head = this.#chunks[0]!;
-    if (head.length < envelopePrefixBytes) {
-      head = this.#join();
+    let prefix = this.#chunks[0]!;
+    if (prefix.length < envelopePrefixBytes) {
+      prefix = Buffer.allocUnsafe(envelopePrefixBytes);
+      this.#copyOut(prefix, envelopePrefixBytes, false);
     }
 
-    const flags = head[0]!;
-    const length = head.readUInt32BE(1);
+    const flags = prefix[0]!;
+    const length = prefix.readUInt32BE(1);
     if (flags !== 0) {
       throw new ConnectError(
         `received a ${this.#messageKind} with flags ${flags}, but compression was ` +
@@ -94,29 +109,77 @@ export class EnvelopeReader {
     if (this.#bytes < total) {
       return undefined;
     }
-    if (head.length < total) {
-      head = this.#join();
+    const head = this.#chunks[0]!;
+    if (head.length >= total) {
+      // A plain Uint8Array, so that bytes fields decode as they do in
+      // connect-es and not as Buffers.
+      const message = new Uint8Array(
+        head.buffer,
+        head.byteOffset + envelopePrefixBytes,
+        length,
+      );
+      this.#consume(total);
+      return message;
     }
-    // A plain Uint8Array, so that bytes fields decode as they do in
-    // connect-es and not as Buffers.
-    const message = new Uint8Array(
-      head.buffer,
-      head.byteOffset + envelopePrefixBytes,
-      length,
-    );
-    if (head.length > total) {
-      this.#chunks[0] = head.subarray(total);
-    } else {
-      this.#chunks.shift();
-    }
-    this.#bytes -= total;
-    return message;
+    this.#consume(envelopePrefixBytes);
+    const body = this.#allocate(length);
+    this.#copyOut(body, length, true);
+    return new Uint8Array(body.buffer, body.byteOffset, length);
   }
 
-  #join(): Buffer {
-    const joined = Buffer.concat(this.#chunks, this.#bytes);
-    this.#chunks = [joined];
-    return joined;
+  /**
+   * Copies the first `length` pending bytes into `target`, and removes
+   * them from the pending chunks if `consume` is set.
+   */
+  #copyOut(target: Buffer, length: number, consume: boolean): void {
+    let copied = 0;
+    for (const chunk of this.#chunks) {
+      if (copied === length) {
+        break;
+      }
+      copied += chunk.copy(target, copied, 0, length - copied);
+    }
+    if (consume) {
+      this.#consume(length);
+    }
+  }
+
+  /** Removes the first `length` pending bytes. */
+  #consume(length: number): void {
+    this.#bytes -= length;
+    let rest = length;
+    while (rest > 0) {
+      const head = this.#chunks[0]!;
+      if (head.length > rest) {
+        this.#chunks[0] = head.subarray(rest);
+        return;
+      }
+      rest -= head.length;
+      this.#chunks.shift();
+    }
+  }
+
+  /** Returns a buffer for a split message, reusing a released one. */
+  #allocate(length: number): Buffer {
+    if (length < minLentMessageBytes) {
+      return Buffer.allocUnsafe(length);
+    }
+    const index = this.#free.findIndex((buffer) => buffer.length >= length);
+    let buffer: Buffer;
+    if (index === -1) {
+      buffer = Buffer.allocUnsafeSlow(length);
+    } else {
+      buffer = this.#free.splice(index, 1)[0]!;
+      this.#freeBytes -= buffer.length;
+    }
+    const body = buffer.subarray(0, length);
+    lendReceivedMemory(body, () => {
+      if (this.#freeBytes + buffer.length <= maxFreeBytes) {
+        this.#free.push(buffer);
+        this.#freeBytes += buffer.length;
+      }
+    });
+    return body;
   }
 }
 
