@@ -18,7 +18,7 @@ import {
 import { displayPath, pathComponents } from "./container-path.js";
 import { closeDirectory } from "./directory-handle.js";
 import { EntryWriter, type ExtractSummary } from "./entry-writer.js";
-import { restorePaxNewlines } from "./pax-records.js";
+import { guardPaxHeaders } from "./pax-records.js";
 import { openContainerRoot, openDirectory } from "./resolve.js";
 import { blockBytes } from "./tar-header.js";
 import type { WarningHandler } from "./warning.js";
@@ -164,7 +164,17 @@ async function readArchive(
   let current: ReadEntry | undefined;
   let writing: Promise<void> = Promise.resolve();
   const parser = new Parser({ zstd: false, brotli: false });
-  const restoreNames = restorePaxNewlines(parser);
+  const guardEntry = guardPaxHeaders(parser);
+  // Returns whether the entry may be written; fails the extraction if not.
+  const guarded = (entry: ReadEntry) => {
+    try {
+      guardEntry(entry);
+      return true;
+    } catch (error) {
+      fail(error);
+      return false;
+    }
+  };
   parser.on("eof", () => {
     sawEnd = true;
   });
@@ -185,12 +195,16 @@ async function readArchive(
       fail(invalidArchive("TAR_ENTRY_INVALID", message));
       return;
     }
-    restoreNames(entry);
-    writing = writing.then(() => writer.skipUnknown(entry)).catch(fail);
+    current = entry;
+    if (guarded(entry)) {
+      writing = writing.then(() => writer.skipUnknown(entry)).catch(fail);
+    }
   });
   parser.on("entry", (entry: ReadEntry) => {
-    restoreNames(entry);
     current = entry;
+    if (!guarded(entry)) {
+      return;
+    }
     writing = writing
       .then(async () => {
         stop.signal.throwIfAborted();

@@ -16,10 +16,10 @@ export { HandoffSink } from "./handoff-sink.js";
 export { type PackOptions, packChunks, packPath } from "./pack.js";
 export {
   encodePaxRecord,
+  guardPaxHeaders,
   type PaxRecord,
   parsePaxRecords,
   paxValue,
-  restorePaxNewlines,
 } from "./pax-records.js";
 export { type ResolveOptions, resolveInRoot } from "./resolve.js";
 export type { ArchiveWarningCode, WarningHandler } from "./warning.js";

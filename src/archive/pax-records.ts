@@ -2,7 +2,8 @@
  * PAX extended header records, `LENGTH key=value\n`, read by their length
  * prefix so that a value may hold a newline.
  */
-import type { Parser, ReadEntry } from "tar";
+import { type Parser, Pax, type ReadEntry } from "tar";
+import { Code, TransferError } from "../errors/index.js";
 
 /** One PAX record as stored: `key=value`. */
 export interface PaxRecord {
@@ -67,43 +68,107 @@ export function encodePaxRecord({ key, value }: PaxRecord): string {
   return `${length}${text}`;
 }
 
+/** Fields of node-tar's Pax that it applies to the next entry. */
+const paxFields = [
+  "atime",
+  "charset",
+  "comment",
+  "ctime",
+  "dev",
+  "gid",
+  "gname",
+  "ino",
+  "mtime",
+  "nlink",
+  "size",
+  "uid",
+  "uname",
+] as const;
+
+interface PendingNames {
+  /** The names node-tar read, to tell that no later header changed them. */
+  read: Pax;
+  path?: string;
+  linkpath?: string;
+  /** A field that node-tar read from a piece of another record's value. */
+  misread?: string;
+}
+
 /**
- * Gives entries back the newlines in their names that node-tar's Parser
- * loses. The Parser splits PAX bodies at every newline, so a `path` or
- * `linkpath` that holds one reaches the entry cut short, and two files
- * could land under one name. This reads each extended header that the
- * Parser reports and returns a function to call on every entry before it
- * is used: it sets those two names from the header that precedes it.
+ * Guards entries against node-tar's reading of PAX headers. Its Parser
+ * splits a PAX body at every newline, so a `path` or `linkpath` that
+ * contains one reaches the entry cut short, and two files could land under
+ * one name. Worse, a piece of such a value that looks like a record, as
+ * in a name containing `\n12 uid=4242`, sets that field.
  *
- * A GNU long name (which needs no fix) after a PAX header drops the fix,
- * since the Parser does not say which kind of header it read.
+ * This reads each extended header that the Parser reports, by the length
+ * of each record. It returns a function to call on every entry before it
+ * is used. That function gives the entry its whole names, and throws
+ * InvalidArgument when the Parser set another field from a piece of a
+ * value.
+ *
+ * NOTE: the Parser reports a header as text decoded as UTF-8, so a header
+ * with bytes that are not UTF-8, such as a binary extended attribute,
+ * cannot be read by length and keeps the Parser's reading.
  */
-export function restorePaxNewlines(parser: Parser): (entry: ReadEntry) => void {
-  let names: { path?: string; linkpath?: string } = {};
+export function guardPaxHeaders(parser: Parser): (entry: ReadEntry) => void {
+  let pending: PendingNames | undefined;
   parser.on("meta", (text: string) => {
+    pending = undefined;
     const records = parsePaxRecords(Buffer.from(text));
-    if (records === undefined) {
-      names = {};
+    if (
+      records === undefined ||
+      !records.some((record) => record.value.includes("\n"))
+    ) {
       return;
     }
-    for (const key of ["path", "linkpath"] as const) {
-      const value = paxValue(records, key);
-      if (value !== undefined) {
-        // The Parser ends every value at a NUL byte; so does this.
-        const end = value.indexOf("\0");
-        names[key] = value.includes("\n")
-          ? value.slice(0, end === -1 ? value.length : end)
-          : undefined;
-      }
-    }
+    const read = Pax.parse(text, undefined);
+    const whole = records.filter((record) => !record.value.includes("\n"));
+    const meant = Pax.parse(whole.map(encodePaxRecord).join(""), undefined);
+    const misread = paxFields.find(
+      (field) => String(read[field]) !== String(meant[field]),
+    );
+    pending = {
+      read,
+      path: withNewline(paxValue(records, "path")),
+      linkpath: withNewline(paxValue(records, "linkpath")),
+      misread,
+    };
   });
   return (entry) => {
-    if (names.path !== undefined) {
+    const names = pending;
+    pending = undefined;
+    // A GNU long name comes as text that may look like PAX records, but
+    // the Parser then reads no Pax.
+    if (names === undefined || !(entry.extended instanceof Pax)) {
+      return;
+    }
+    if (names.misread !== undefined) {
+      throw new TransferError(
+        `invalid tar archive: the PAX header of entry "${entry.path}" ` +
+          `sets "${names.misread}" from a piece of a value that contains a ` +
+          "newline, which node-tar's parser cannot tell apart from a " +
+          "record; recreate the archive without newlines in long names",
+        Code.InvalidArgument,
+      );
+    }
+    if (names.path !== undefined && entry.extended.path === names.read.path) {
       entry.path = names.path;
     }
-    if (names.linkpath !== undefined) {
+    if (
+      names.linkpath !== undefined &&
+      entry.extended.linkpath === names.read.linkpath
+    ) {
       entry.linkpath = names.linkpath;
     }
-    names = {};
   };
+}
+
+/** Returns a value that contains a newline, cut at a NUL as the Parser cuts. */
+function withNewline(value: string | undefined): string | undefined {
+  if (value === undefined || !value.includes("\n")) {
+    return undefined;
+  }
+  const end = value.indexOf("\0");
+  return end === -1 ? value : value.slice(0, end);
 }

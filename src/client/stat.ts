@@ -6,7 +6,7 @@
 import { posix } from "node:path";
 import { Writable } from "node:stream";
 import { Parser, type ReadEntry } from "tar";
-import { cleanContainerPath, restorePaxNewlines } from "../archive/index.js";
+import { cleanContainerPath, guardPaxHeaders } from "../archive/index.js";
 import { abortReason, Code, TransferError } from "../errors/index.js";
 import type { Client } from "./client.js";
 import { type ContainerLocation, receiveArchive } from "./copy-archive.js";
@@ -136,10 +136,16 @@ async function readStat(
 ): Promise<ContainerPathStat | undefined> {
   const stop = new AbortController();
   let found: ContainerPathStat | undefined;
+  let unreadable: unknown;
   const parser = new Parser({
     onReadEntry: (entry: ReadEntry) => {
-      restoreNames(entry);
-      if (found === undefined) {
+      try {
+        guardEntry(entry);
+      } catch (error) {
+        unreadable ??= error;
+        stop.abort(error);
+      }
+      if (found === undefined && unreadable === undefined) {
         found = entryStat(entry);
         if (entry.size > abortAboveBytes) {
           stop.abort(new Error("stat header received"));
@@ -148,7 +154,7 @@ async function readStat(
       entry.resume();
     },
   });
-  const restoreNames = restorePaxNewlines(parser);
+  const guardEntry = guardPaxHeaders(parser);
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
       if (found === undefined) {
@@ -164,6 +170,9 @@ async function readStat(
       signal: signal ? AbortSignal.any([signal, stop.signal]) : stop.signal,
     });
   } catch (error) {
+    if (unreadable !== undefined) {
+      throw statError(unreadable, location, signal);
+    }
     if (found !== undefined && stop.signal.aborted && !signal?.aborted) {
       return found;
     }

@@ -433,3 +433,48 @@ test("later PAX header name wins", async (t) => {
     "third\nname",
   ]);
 });
+
+test("PAX value piece setting a field rejected", async (t) => {
+  for (const [name, field] of [
+    [`${"L".repeat(110)}a\n9 size=0`, "size"],
+    [`${"L".repeat(110)}u\n12 uid=4242`, "uid"],
+  ] as const) {
+    const { root } = await makeLayout(t);
+    const archive = rawArchive([
+      { path: "before", body: "kept" },
+      { path: name, body: "x".repeat(1024), pax: true },
+      { path: "after", body: "never" },
+    ]);
+
+    await assert.rejects(
+      extractArchive(root, "/", chunked(archive)),
+      isTransferError(
+        Code.InvalidArgument,
+        new RegExp(`PAX header of entry .* sets "${field}" from a piece`),
+      ),
+    );
+    assert.deepEqual(await readdir(root), ["before"]);
+  }
+});
+
+test("GNU long name like PAX records kept", async (t) => {
+  const { root } = await makeLayout(t);
+  const target = `${"Z".repeat(100)}\nq`;
+  const lookalike = `112 path=${target}\n`;
+  assert.equal(Buffer.byteLength(lookalike), 112);
+  const archive = rawArchive([
+    {
+      path: "././@LongLink",
+      type: "NextFileHasLongPath",
+      body: `${lookalike}\0`,
+    },
+    { path: "placeholder", body: "first" },
+    { path: target, body: "second", pax: true },
+  ]);
+
+  await extractArchive(root, "/", chunked(archive));
+
+  assert.deepEqual((await readdir(root)).sort(), [lookalike, target].sort());
+  assert.equal(await readFile(join(root, lookalike), "utf8"), "first");
+  assert.equal(await readFile(join(root, target), "utf8"), "second");
+});

@@ -61,7 +61,8 @@ export interface RawEntry {
     | "Link"
     | "CharacterDevice"
     | "BlockDevice"
-    | "FIFO";
+    | "FIFO"
+    | "NextFileHasLongPath";
   body?: string | Buffer;
   mode?: number;
   linkpath?: string;
