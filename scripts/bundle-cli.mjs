@@ -24,7 +24,8 @@ await build({
       'import { createRequire } from "node:module";\n' +
       "const require = createRequire(import.meta.url);",
   },
-  // The command prints this for --version wherever the file is copied.
+  // The command prints this for --version wherever its two files are
+  // copied together.
   define: { bundledPackageVersion: JSON.stringify(version) },
   logLevel: "warning",
 });

@@ -3,7 +3,7 @@
  * over a temporary root with one container, a real tree copied into it and
  * back out, and every file compared.
  */
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -13,6 +13,7 @@ import {
   copyFromContainer,
   copyIntoContainer,
 } from "../client/index.js";
+import { Code, TransferError, throwIfAborted } from "../errors/index.js";
 import { TransferServer } from "../server/index.js";
 import { formatBytes, formatRate } from "./format.js";
 import { packageRoot } from "./package-info.js";
@@ -23,11 +24,19 @@ export interface DemoOptions {
   source?: string;
   /** Keep the temporary folder for inspection. */
   keep?: boolean;
+  /** Stops the demo: the copies fail with Canceled, the folder is removed. */
+  signal?: AbortSignal;
 }
 
 /** Runs the demo and returns the process exit code. */
 export async function runDemo(options: DemoOptions = {}): Promise<number> {
   const source = options.source ?? defaultSource();
+  if (!statSync(source, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new TransferError(
+      `invalid demo source "${source}": not a directory; give --source DIR`,
+      Code.InvalidArgument,
+    );
+  }
   const work = await mkdtemp(join(tmpdir(), "containerd-transfer-demo-"));
   const socket = join(work, "transfer.sock");
   const rootfs = join(work, "containers", "demo", "rootfs");
@@ -42,7 +51,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
   const client = connect({ address: socket, protocol: "ttrpc" });
   const name = basename(source);
   try {
-    const expected = await summarizeTree(source);
+    const expected = await summarizeTree(source, options.signal);
     const stats = countTree(expected);
     print(
       `source ${source}: ${stats.files} files, ${stats.directories} ` +
@@ -51,10 +60,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
     print(`server: ttrpc on ${socket}, container "demo" at ${rootfs}`);
 
     let started = performance.now();
-    const copiedIn = await copyIntoContainer(client, source, {
-      containerId: "demo",
-      path: "/data",
-    });
+    const copiedIn = await copyIntoContainer(
+      client,
+      source,
+      { containerId: "demo", path: "/data" },
+      { signal: options.signal },
+    );
     const inMs = performance.now() - started;
     print(
       `copy in  ${source} -> demo:/data: ${formatBytes(copiedIn.bytes)} of ` +
@@ -66,6 +77,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
       client,
       { containerId: "demo", path: `/data/${name}` },
       output,
+      { signal: options.signal },
     );
     const outMs = performance.now() - started;
     print(
@@ -74,12 +86,16 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
         `${(outMs / 1000).toFixed(2)} s (${formatRate(copiedOut.bytes, outMs)})`,
     );
 
+    throwIfAborted(options.signal);
     const problems = [
       ...compareTrees(
         expected,
-        await summarizeTree(join(rootfs, "data", name)),
+        await summarizeTree(join(rootfs, "data", name), options.signal),
       ),
-      ...compareTrees(expected, await summarizeTree(join(output, name))),
+      ...compareTrees(
+        expected,
+        await summarizeTree(join(output, name), options.signal),
+      ),
     ];
     if (problems.length > 0) {
       print(`FAILED: ${problems.length} differences, first ones:`);
@@ -104,10 +120,16 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
   }
 }
 
+/**
+ * Returns the package's node_modules, or its compiled code where an
+ * installed package has no node_modules of its own.
+ */
 function defaultSource(): string {
   const root = packageRoot() ?? process.cwd();
-  const modules = join(root, "node_modules");
-  return existsSync(modules) ? modules : join(root, "src");
+  const candidates = ["node_modules", "dist", "src"].map((name) =>
+    join(root, name),
+  );
+  return candidates.find((path) => existsSync(path)) ?? candidates[0]!;
 }
 
 function countTree(entries: Map<string, TreeEntry>) {

@@ -90,7 +90,7 @@ function buildProgram(): Command {
     .option("--source <dir>", "tree to copy (default: node_modules)")
     .option("--keep", "keep the temporary folder")
     .action(async (flags: { source?: string; keep?: boolean }) => {
-      process.exitCode = await runDemo(flags);
+      process.exitCode = await runDemo({ ...flags, signal: interrupt.signal });
     });
 
   return program;

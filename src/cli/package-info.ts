@@ -8,7 +8,8 @@ import { fileURLToPath } from "node:url";
 const packageName = "containerd-transfer";
 
 // The bundler replaces this name with the version from package.json, so
-// the bundled command prints its version wherever the file is copied.
+// the bundled command prints its version wherever its two files are
+// copied together (dist/cli.js loads dist/cli-main.js).
 declare const bundledPackageVersion: string | undefined;
 
 /**

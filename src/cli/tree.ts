@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { lstat, readdir, readlink } from "node:fs/promises";
 import { join } from "node:path";
+import { throwIfAborted } from "../errors/index.js";
 
 export interface TreeEntry {
   type: "file" | "directory" | "symlink" | "other";
@@ -18,13 +19,18 @@ export interface TreeEntry {
   linkOf?: string;
 }
 
-/** Walks a tree without following symlinks; keys are relative paths. */
+/**
+ * Walks a tree without following symlinks; keys are relative paths. Stops
+ * with Canceled when `signal` aborts.
+ */
 export async function summarizeTree(
   root: string,
+  signal?: AbortSignal,
 ): Promise<Map<string, TreeEntry>> {
   const entries = new Map<string, TreeEntry>();
   const firstNames = new Map<string, string>();
   const visit = async (relative: string) => {
+    throwIfAborted(signal);
     const path = join(root, relative);
     const info = await lstat(path);
     const mode = info.mode & 0o7777;

@@ -3,8 +3,9 @@
  * count once and must come back as hard links.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { link, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { type ChildProcess, execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { link, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
@@ -18,17 +19,32 @@ async function tempDir(t: TestContext): Promise<string> {
   return dir;
 }
 
-function runDemo(source: string): Promise<{ code: number; stdout: string }> {
+interface DemoResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the demo on `source`; `onStdout` sees the process and its output. */
+function runDemo(
+  source: string,
+  onStdout?: (child: ChildProcess, text: string) => void,
+): Promise<DemoResult> {
   return new Promise((resolve) => {
-    execFile(
+    const child = execFile(
       process.execPath,
       [mainScript, "demo", "--source", source],
       { timeout: 60_000 },
-      (error, stdout) => {
+      (error, stdout, stderr) => {
         const code = error === null ? 0 : error.code;
-        resolve({ code: typeof code === "number" ? code : -1, stdout });
+        resolve({ code: typeof code === "number" ? code : -1, stdout, stderr });
       },
     );
+    let seen = "";
+    child.stdout?.on("data", (chunk: Buffer) => {
+      seen += chunk.toString();
+      onStdout?.(child, seen);
+    });
   });
 }
 
@@ -63,4 +79,37 @@ test("tree comparison needs hard links kept", async (t) => {
     "b: hard link to a, expected a file of its own",
   ]);
   assert.deepEqual(compareTrees(expected, expected), []);
+});
+
+test("interrupted demo exits 130 and cleans up", async (t) => {
+  const source = await tempDir(t);
+  // Enough files that the copy in is still running when the signal comes.
+  for (let folder = 0; folder < 20; folder++) {
+    await mkdir(join(source, `d${folder}`));
+    for (let file = 0; file < 100; file++) {
+      await writeFile(join(source, `d${folder}`, `f${file}`), "x".repeat(900));
+    }
+  }
+  let work: string | undefined;
+
+  const { code, stderr } = await runDemo(source, (child, text) => {
+    const server = /server: ttrpc on (\S+)\/transfer\.sock/.exec(text);
+    if (server !== null && work === undefined) {
+      work = server[1];
+      child.kill("SIGINT");
+    }
+  });
+
+  assert.equal(code, 130, stderr);
+  assert.ok(work !== undefined, "the demo printed no server line");
+  assert.equal(existsSync(work), false, `${work} was left behind`);
+});
+
+test("demo without a source folder exits 2", async (t) => {
+  const dir = await tempDir(t);
+
+  const { code, stderr } = await runDemo(join(dir, "absent"));
+
+  assert.equal(code, 2, stderr);
+  assert.match(stderr, /invalid demo source ".*absent": not a directory/);
 });
