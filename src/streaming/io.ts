@@ -93,11 +93,18 @@ function nodeWriter(sink: Writable, end: boolean): SinkWriter {
   };
   sink.on("error", onError);
   const failed = () =>
-    new TransferError(
-      `failed to write received bytes: ${describe(failure)}`,
-      Code.Internal,
-      failure,
-    );
+    errnoOf(failure) === "EPIPE"
+      ? new TransferError(
+          "failed to write received bytes: the output was closed by its " +
+            "reader (EPIPE)",
+          Code.Aborted,
+          failure,
+        )
+      : new TransferError(
+          `failed to write received bytes: ${describe(failure)}`,
+          Code.Internal,
+          failure,
+        );
 
   return {
     async write(chunk, onProcessed) {
@@ -205,6 +212,10 @@ function drained(sink: Writable): Promise<void> {
     sink.once("drain", onDrain);
     sink.once("close", onClose);
   });
+}
+
+function errnoOf(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException | undefined)?.code;
 }
 
 function describe(error: unknown): string {

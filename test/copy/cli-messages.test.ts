@@ -4,9 +4,10 @@
  * service, and gRPC sent to a peer that is not an HTTP/2 server.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -150,4 +151,32 @@ test("image command names the endpoint", async (t) => {
   );
   assert.match(result.stderr, /containerd\.services\.images\.v1\.Images/);
   assert.match(result.stderr, /need containerd's gRPC socket/);
+});
+
+test("closed standard output named, not the server", async (t) => {
+  const { socket, rootfs } = await startCopyEndpoint(t);
+  await writeFile(join(rootfs, "big"), Buffer.alloc(32 * 1024 * 1024, 1));
+  const child = spawn(process.execPath, [
+    mainScript,
+    "--address",
+    socket,
+    "--protocol",
+    protocol,
+    "cp",
+    "c1:/big",
+    "-",
+  ]);
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+
+  // Closes the pipe after the first bytes, as `| head -c 10` does.
+  await once(child.stdout, "data");
+  child.stdout.destroy();
+  const [code] = await once(child, "exit");
+
+  assert.equal(code, 1, stderr);
+  assert.match(stderr, /the output was closed by its reader \(EPIPE\)/);
+  assert.doesNotMatch(stderr, /endpoint/);
 });
