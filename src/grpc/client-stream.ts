@@ -28,7 +28,11 @@ import {
   validateResponse,
   validateTrailer,
 } from "@connectrpc/connect/protocol-grpc";
-import { encodeMessageParts, partsLength } from "../any/index.js";
+import {
+  encodeMessageParts,
+  partsLength,
+  takeWrittenCallback,
+} from "../any/index.js";
 import { checkMessageSize, EnvelopeReader, writeEnvelope } from "./envelope.js";
 import { MessageQueue } from "./message-queue.js";
 import type { UnixSessionManager } from "./unix-session.js";
@@ -170,7 +174,12 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
         const parts = encodeMessageParts(this.#method.input, next.value);
         const length = partsLength(parts);
         checkMessageSize(length, this.#limits.writeMaxBytes, "request message");
-        const drained = writeEnvelope(this.#httpStream, length, parts);
+        const drained = writeEnvelope(
+          this.#httpStream,
+          length,
+          parts,
+          takeWrittenCallback(next.value),
+        );
         if (!drained) {
           await this.#drain();
         }

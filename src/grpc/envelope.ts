@@ -21,22 +21,30 @@ export function envelopePrefix(length: number): Buffer {
 /**
  * Writes one message of `length` bytes, given as `parts`, behind its
  * prefix, without copying the parts. Returns false when the caller should
- * wait for "drain".
+ * wait for "drain". `onWritten` runs once the parts may be reused: after
+ * the write of the last part completed or failed.
  *
- * NOTE: this reports no write completion to the parts' owners, so buffers
- * that the byte sender could reuse after a ttrpc write are not reused
- * after a gRPC one. Whether the stream's write callback comes only after
- * the socket write was not confirmed.
+ * Node.js calls an HTTP/2 stream's write callback only once its session
+ * has written the data to the socket (`Http2Session::OnStreamAfterWrite`
+ * completes the pending writes) or dropped it, and a Writable calls the
+ * callbacks of its writes in order.
  */
 export function writeEnvelope(
   stream: Writable,
   length: number,
   parts: readonly Uint8Array[],
+  onWritten?: () => void,
 ): boolean {
   let drained = stream.write(envelopePrefix(length));
-  for (const part of parts) {
-    drained = stream.write(part);
+  if (parts.length === 0) {
+    onWritten?.();
+    return drained;
   }
+  const last = parts.length - 1;
+  for (let index = 0; index < last; index++) {
+    drained = stream.write(parts[index]);
+  }
+  drained = stream.write(parts[last], onWritten && (() => onWritten()));
   return drained;
 }
 

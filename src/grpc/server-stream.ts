@@ -30,7 +30,11 @@ import {
   parseTimeout,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
-import { encodeMessageParts, partsLength } from "../any/index.js";
+import {
+  encodeMessageParts,
+  partsLength,
+  takeWrittenCallback,
+} from "../any/index.js";
 import { toConnectError } from "../errors/index.js";
 import { checkMessageSize, EnvelopeReader, writeEnvelope } from "./envelope.js";
 import { timerMs } from "./limits.js";
@@ -204,7 +208,12 @@ class ServerStreamCall {
         "response message",
       );
       this.#sendHeaders();
-      const drained = writeEnvelope(this.#stream, length, parts);
+      const drained = writeEnvelope(
+        this.#stream,
+        length,
+        parts,
+        takeWrittenCallback(output as object),
+      );
       if (!drained) {
         await new Promise<void>((resolve) => {
           this.#drainWaiter = resolve;
