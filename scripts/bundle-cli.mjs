@@ -1,6 +1,6 @@
 /**
  * Bundles the command-line tool after `tsc` has compiled the sources:
- * dist/cli-main.js holds the command and its dependencies, and
+ * dist/cli-main.js contains the command and its dependencies, and
  * dist/cli.js, the package's bin, applies the heap settings before it
  * loads that bundle. Node.js 20 loads each ES module file on its own.
  * Loading the tool's 300 modules took about half of its start-up time

@@ -328,9 +328,9 @@ async function* readBody(
 }
 
 /**
- * The error for a file that ended before the size in its header was read.
- * Its entry can be neither completed with the real bytes nor shortened, as
- * the header is already sent, and padding would deliver a file that never
+ * Returns the error for a file that ended before the size in its header
+ * was read. The entry can be neither completed nor shortened, because its
+ * header is already sent, and padding would deliver a file that never
  * existed, so the archive fails instead.
  */
 function shrankError(

@@ -398,7 +398,7 @@ test("shrinking file fails the archive", async (t) => {
   await writeFile(path, Buffer.alloc(4 * chunkBytes, 1));
   const chunks = packChunks(root, "/log");
 
-  // The first chunk holds the header and the first read; the next read
+  // The first chunk contains the header and the first read; the next read
   // meets the end of the cut file.
   const first = await chunks.next();
   assert.equal(first.done, false);

@@ -25,7 +25,7 @@ interface DemoResult {
   stderr: string;
 }
 
-/** Runs the demo on `source`; `onStdout` sees the process and its output. */
+/** Runs the demo on `source`; `onStdout` gets the process and its output so far. */
 function runDemo(
   source: string,
   onStdout?: (child: ChildProcess, text: string) => void,
