@@ -68,7 +68,7 @@ export function encodePaxRecord({ key, value }: PaxRecord): string {
   return `${length}${text}`;
 }
 
-/** Fields of node-tar's Pax that it applies to the next entry. */
+/** Fields of node-tar's Pax that it applies to the entries it reads. */
 const paxFields = [
   "atime",
   "charset",
@@ -78,90 +78,148 @@ const paxFields = [
   "gid",
   "gname",
   "ino",
+  "linkpath",
   "mtime",
   "nlink",
+  "path",
   "size",
   "uid",
   "uname",
 ] as const;
 
-interface PendingNames {
-  /** The names node-tar read, to tell that no later header changed them. */
+type PaxField = (typeof paxFields)[number];
+
+interface PendingHeader {
+  /** What node-tar read, to tell that it applied this header. */
   read: Pax;
   path?: string;
   linkpath?: string;
   /** A field that node-tar read from a piece of another record's value. */
-  misread?: string;
+  misread?: PaxField;
 }
 
 /**
  * Guards entries against node-tar's reading of PAX headers. Its Parser
  * splits a PAX body at every newline, so a `path` or `linkpath` that
  * contains one reaches the entry cut short, and two files could land under
- * one name. Worse, a piece of such a value that looks like a record, as
- * in a name containing `\n12 uid=4242`, sets that field.
+ * one name. Worse, a piece of any value that looks like a record, as in a
+ * name or an extended attribute containing `\n12 uid=4242`, sets that
+ * field.
  *
  * This reads each extended header that the Parser reports, by the length
  * of each record. It returns a function to call on every entry before it
  * is used. That function gives the entry its whole names, and throws
- * InvalidArgument when the Parser set another field from a piece of a
- * value.
+ * InvalidArgument when the Parser set a field from a piece of a value.
  *
- * NOTE: the Parser reports a header as text decoded as UTF-8, so a header
- * with bytes that are not UTF-8, such as a binary extended attribute,
- * cannot be read by length and keeps the Parser's reading.
+ * The Parser reports a header as text decoded as UTF-8. A header with
+ * bytes that are not UTF-8, such as a binary extended attribute, is then
+ * checked line by line: a record whose line is shorter than its length
+ * continues on the next lines, and none of those may read as a record.
+ *
+ * NOTE: in that line-by-line check a continued value that also has bytes
+ * that are not UTF-8 looks longer than it is, so a piece near its end can
+ * go unnoticed. Names are not restored in such a header.
  */
 export function guardPaxHeaders(parser: Parser): (entry: ReadEntry) => void {
-  let pending: PendingNames | undefined;
+  let pending: PendingHeader | undefined;
   parser.on("meta", (text: string) => {
-    pending = undefined;
-    const records = parsePaxRecords(Buffer.from(text));
-    if (
-      records === undefined ||
-      !records.some((record) => record.value.includes("\n"))
-    ) {
-      return;
-    }
-    const read = Pax.parse(text, undefined);
-    const whole = records.filter((record) => !record.value.includes("\n"));
-    const meant = Pax.parse(whole.map(encodePaxRecord).join(""), undefined);
-    const misread = paxFields.find(
-      (field) => String(read[field]) !== String(meant[field]),
-    );
-    pending = {
-      read,
-      path: withNewline(paxValue(records, "path")),
-      linkpath: withNewline(paxValue(records, "linkpath")),
-      misread,
-    };
+    pending = readPaxHeader(text);
   });
   return (entry) => {
-    const names = pending;
+    const header = pending;
     pending = undefined;
-    // A GNU long name comes as text that may look like PAX records, but
-    // the Parser then reads no Pax.
-    if (names === undefined || !(entry.extended instanceof Pax)) {
+    if (header === undefined) {
       return;
     }
-    if (names.misread !== undefined) {
+    const { misread, read } = header;
+    // A GNU long name comes as text that may look like PAX records, but
+    // the Parser then applies no Pax with that field.
+    const applied = (pax: unknown, field: PaxField) =>
+      pax instanceof Pax && String(pax[field]) === String(read[field]);
+    if (
+      misread !== undefined &&
+      (applied(entry.extended, misread) ||
+        applied(entry.globalExtended, misread))
+    ) {
       throw new TransferError(
         `invalid tar archive: the PAX header of entry "${entry.path}" ` +
-          `sets "${names.misread}" from a piece of a value that contains a ` +
+          `sets "${misread}" from a piece of a value that contains a ` +
           "newline, which node-tar's parser cannot tell apart from a " +
-          "record; recreate the archive without newlines in long names",
+          "record; recreate the archive without newlines in names, link " +
+          "targets and extended attributes",
         Code.InvalidArgument,
       );
     }
-    if (names.path !== undefined && entry.extended.path === names.read.path) {
-      entry.path = names.path;
+    if (header.path !== undefined && applied(entry.extended, "path")) {
+      entry.path = header.path;
     }
-    if (
-      names.linkpath !== undefined &&
-      entry.extended.linkpath === names.read.linkpath
-    ) {
-      entry.linkpath = names.linkpath;
+    if (header.linkpath !== undefined && applied(entry.extended, "linkpath")) {
+      entry.linkpath = header.linkpath;
     }
   };
+}
+
+/** Compares node-tar's reading of a PAX body with its records. */
+function readPaxHeader(text: string): PendingHeader | undefined {
+  if (!text.includes("\n")) {
+    return undefined;
+  }
+  const read = Pax.parse(text, undefined);
+  const records = parsePaxRecords(Buffer.from(text));
+  if (records === undefined) {
+    const misread = pieceRecordField(text);
+    return misread === undefined ? undefined : { read, misread };
+  }
+  if (!records.some((record) => record.value.includes("\n"))) {
+    return undefined;
+  }
+  const whole = records.filter((record) => !record.value.includes("\n"));
+  const meant = Pax.parse(whole.map(encodePaxRecord).join(""), undefined);
+  const path = withNewline(paxValue(records, "path"));
+  const linkpath = withNewline(paxValue(records, "linkpath"));
+  const misread = paxFields.find(
+    (field) =>
+      String(read[field]) !== String(meant[field]) &&
+      !(field === "path" && path !== undefined) &&
+      !(field === "linkpath" && linkpath !== undefined),
+  );
+  return { read, path, linkpath, misread };
+}
+
+/**
+ * Returns the field that node-tar reads from a line inside another
+ * record, going by the lengths the lines announce.
+ */
+function pieceRecordField(text: string): PaxField | undefined {
+  const lines = text.replace(/\n$/, "").split("\n");
+  for (let index = 0; index < lines.length; index++) {
+    let rest = Number.parseInt(lines[index]!, 10) - lineBytes(lines[index]!);
+    while (rest > 0 && index + 1 < lines.length) {
+      index++;
+      const field = recordField(lines[index]!);
+      if (field !== undefined) {
+        return field;
+      }
+      rest -= lineBytes(lines[index]!);
+    }
+  }
+  return undefined;
+}
+
+/** Bytes of a line with its newline. */
+function lineBytes(line: string): number {
+  return Buffer.byteLength(line) + 1;
+}
+
+/** Returns the field a line sets when node-tar reads it as a record. */
+function recordField(line: string): PaxField | undefined {
+  if (Number.parseInt(line, 10) !== lineBytes(line)) {
+    return undefined;
+  }
+  const key = line
+    .slice(line.indexOf(" ") + 1, line.indexOf("="))
+    .replace(/^SCHILY\.(dev|ino|nlink)$/, "$1");
+  return paxFields.find((field) => field === key);
 }
 
 /** Returns a value that contains a newline, cut at a NUL as the Parser cuts. */

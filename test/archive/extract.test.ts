@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { test } from "node:test";
 import { gzipSync } from "node:zlib";
-import { Pax } from "tar";
+import { Header, Pax } from "tar";
 import { extractArchive } from "../../src/archive/index.js";
 import { Code, TransferError } from "../../src/errors/index.js";
 import {
@@ -477,4 +477,104 @@ test("GNU long name like PAX records kept", async (t) => {
   assert.deepEqual((await readdir(root)).sort(), [lookalike, target].sort());
   assert.equal(await readFile(join(root, lookalike), "utf8"), "first");
   assert.equal(await readFile(join(root, target), "utf8"), "second");
+});
+
+/** Encodes a PAX record from bytes; its length counts its own digits. */
+function paxRecord(key: string, value: Buffer): Buffer {
+  const body = Buffer.concat([
+    Buffer.from(` ${key}=`),
+    value,
+    Buffer.from("\n"),
+  ]);
+  let length = body.length + String(body.length).length;
+  length = body.length + String(length).length;
+  return Buffer.concat([Buffer.from(String(length)), body]);
+}
+
+/** Encodes a PAX header entry, local or global, holding `records`. */
+function rawPaxHeader(records: Buffer[], global = false): Buffer {
+  const body = Buffer.concat(records);
+  const header = new Header({
+    path: "PaxHeader",
+    type: global ? "GlobalExtendedHeader" : "ExtendedHeader",
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    size: body.length,
+    mtime: new Date("2020-01-02T03:04:05Z"),
+  });
+  header.encode();
+  return Buffer.concat([
+    header.block!,
+    body,
+    Buffer.alloc((512 - (body.length % 512)) % 512),
+  ]);
+}
+
+test("PAX pieces of other values rejected", async (t) => {
+  const long = "T".repeat(110);
+  const cases: [string, Buffer[], boolean][] = [
+    [
+      "path",
+      [
+        paxRecord("path", Buffer.from("short")),
+        paxRecord("linkpath", Buffer.from(`${long}\n13 path=evil`)),
+      ],
+      false,
+    ],
+    [
+      "path",
+      [paxRecord("SCHILY.xattr.user.note", Buffer.from("v\n13 path=evil"))],
+      false,
+    ],
+    [
+      "size",
+      [
+        paxRecord(
+          "path",
+          Buffer.concat([
+            Buffer.from(long),
+            Buffer.from([0xe9]),
+            Buffer.from("\n9 size=0"),
+          ]),
+        ),
+      ],
+      false,
+    ],
+    ["size", [paxRecord("comment", Buffer.from("hello\n9 size=0"))], true],
+  ];
+  for (const [field, records, global] of cases) {
+    const { root } = await makeLayout(t);
+    const archive = Buffer.concat([
+      rawPaxHeader(records, global),
+      rawEntry({ path: "short", body: "x".repeat(1024) }),
+      rawEntry({ path: "after", body: "never" }),
+      trailer,
+    ]);
+
+    await assert.rejects(
+      extractArchive(root, "/", chunked(archive)),
+      isTransferError(
+        Code.InvalidArgument,
+        new RegExp(`sets "${field}" from a piece`),
+      ),
+    );
+    assert.deepEqual(await readdir(root), []);
+  }
+});
+
+test("binary PAX value without newline accepted", async (t) => {
+  const { root } = await makeLayout(t);
+  const archive = Buffer.concat([
+    rawPaxHeader([
+      paxRecord("SCHILY.xattr.user.bin", Buffer.from([0xff, 0xfe, 0, 1])),
+      paxRecord("mtime", Buffer.from("1234567890")),
+    ]),
+    rawEntry({ path: "kept", body: "kept" }),
+    trailer,
+  ]);
+
+  await extractArchive(root, "/", chunked(archive));
+
+  assert.equal(await readFile(join(root, "kept"), "utf8"), "kept");
 });
