@@ -90,7 +90,7 @@ const paxFields = [
 type PaxField = (typeof paxFields)[number];
 
 interface PendingHeader {
-  /** What node-tar read, to tell that it applied this header. */
+  /** The Pax node-tar read, to tell that it applied this header. */
   read: Pax;
   path?: string;
   linkpath?: string;
@@ -113,7 +113,7 @@ interface PendingHeader {
  *
  * The Parser reports a header as text decoded as UTF-8. A header with
  * bytes that are not UTF-8, such as a binary extended attribute, is then
- * checked line by line: a record whose line is shorter than its length
+ * checked line by line. A record whose line is shorter than its length
  * continues on the next lines, and none of those may read as a record.
  *
  * NOTE: in that line-by-line check a continued value that also has bytes
