@@ -136,8 +136,12 @@ export class TransferServer {
   /** Stops serving and aborts every open stream. */
   async close(): Promise<void> {
     this.registry.close();
-    await Promise.all(this.#listeners.splice(0).map((l) => l.close()));
-    this.log.info("server stopped");
+    const listeners = this.#listeners.splice(0);
+    await Promise.all(listeners.map((l) => l.close()));
+    // A server that never listened did not start, so it does not stop.
+    if (listeners.length > 0) {
+      this.log.info("server stopped");
+    }
   }
 }
 
