@@ -5,6 +5,8 @@
  */
 import { Code, codeOfNodeError, TransferError } from "../errors/index.js";
 
+export { errnoOf } from "../errors/index.js";
+
 const errnoText: Record<string, string> = {
   EACCES: "permission denied",
   EBUSY: "device or resource busy",
@@ -48,9 +50,4 @@ export function fileError(
     codeOfNodeError(error) ?? Code.Unknown,
     error,
   );
-}
-
-/** Returns the errno code of a caught Node error, such as `ENOENT`. */
-export function errnoOf(error: unknown): string | undefined {
-  return (error as NodeJS.ErrnoException | undefined)?.code;
 }

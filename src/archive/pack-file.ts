@@ -297,7 +297,7 @@ function isSameFile(
 
 /**
  * Yields exactly `size` bytes of the file, in chunks as the consumer
- * reads. A file that grew is cut at `size`; one that shrank fails the
+ * reads. A file that grew is cut at `size`, and one that shrank fails the
  * archive (see {@link shrankError}).
  */
 async function* readBody(

@@ -1,6 +1,6 @@
 /**
  * PAX extended header records, `LENGTH key=value\n`, read by their length
- * prefix so that a value may hold a newline.
+ * prefix so that a value may contain a newline.
  */
 import { type Parser, Pax, type ReadEntry } from "tar";
 import { Code, TransferError } from "../errors/index.js";
@@ -57,7 +57,7 @@ export function paxValue(
   return records?.findLast((record) => record.key === key)?.value;
 }
 
-/** Encodes one PAX record; its length prefix counts its own digits. */
+/** Encodes one PAX record, whose length prefix counts its own digits. */
 export function encodePaxRecord({ key, value }: PaxRecord): string {
   const text = ` ${key}=${value}\n`;
   const base = Buffer.byteLength(text);

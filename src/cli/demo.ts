@@ -24,7 +24,7 @@ export interface DemoOptions {
   source?: string;
   /** Keep the temporary folder for inspection. */
   keep?: boolean;
-  /** Stops the demo: the copies fail with Canceled, the folder is removed. */
+  /** Signal that stops the demo: the copies fail with Canceled and the folder is removed. */
   signal?: AbortSignal;
 }
 

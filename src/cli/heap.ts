@@ -1,8 +1,8 @@
 /**
  * Heap settings of the command, applied when this module is evaluated.
  *
- * V8's young generation is kept at its initial size (1 MiB per
- * semi-space in Node.js 20; by default it grows to 16 MiB).
+ * V8's young generation is kept at its initial size, 1 MiB per
+ * semi-space in Node.js 20, where it grows to 16 MiB by default.
  *
  * Each socket read of a `net` server gets a new buffer of up to 64 KiB,
  * and only a garbage collection frees it. With a large young generation

@@ -5,6 +5,7 @@ export {
   codeOfKind,
   codeOfNodeError,
   type ErrorKind,
+  errnoOf,
   TransferError,
   toConnectError,
 } from "./transfer-error.js";

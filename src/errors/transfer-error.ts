@@ -228,3 +228,8 @@ export function toConnectError(reason: unknown): ConnectError {
     error,
   );
 }
+
+/** Returns the errno code of a caught Node error, such as `ENOENT`. */
+export function errnoOf(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException | undefined)?.code;
+}

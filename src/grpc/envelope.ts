@@ -5,7 +5,7 @@
  */
 import type { Writable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { lendReceivedMemory } from "../util/received-memory.js";
+import { ReceivedBufferPool } from "../util/received-memory.js";
 
 /** Bytes of the prefix in front of each message. */
 export const envelopePrefixBytes = 5;
@@ -48,15 +48,6 @@ export function writeEnvelope(
   return drained;
 }
 
-/** Smallest split message whose buffer is lent for reuse, in bytes. */
-const minLentMessageBytes = 64 * 1024;
-
-/**
- * Bytes of released message buffers kept for reuse per reader: room for a
- * few 1 MiB messages.
- */
-const maxFreeBytes = 8 * 1024 * 1024;
-
 /**
  * Splits received chunks into messages. A message that lies inside one
  * chunk is returned as a view of that chunk. One that spans chunks is
@@ -69,8 +60,7 @@ export class EnvelopeReader {
   readonly #messageKind: string;
   #chunks: Buffer[] = [];
   #bytes = 0;
-  readonly #free: Buffer[] = [];
-  #freeBytes = 0;
+  readonly #buffers = new ReceivedBufferPool();
 
   /** `messageKind` names the messages in errors, such as "response message". */
   constructor(maxBytes: number, messageKind: string) {
@@ -130,7 +120,7 @@ export class EnvelopeReader {
       return message;
     }
     this.#consume(envelopePrefixBytes);
-    const body = this.#allocate(length);
+    const body = this.#buffers.take(length);
     this.#copyOut(body, length, true);
     return new Uint8Array(body.buffer, body.byteOffset, length);
   }
@@ -165,29 +155,6 @@ export class EnvelopeReader {
       rest -= head.length;
       this.#chunks.shift();
     }
-  }
-
-  /** Returns a buffer for a split message, reusing a released one. */
-  #allocate(length: number): Buffer {
-    if (length < minLentMessageBytes) {
-      return Buffer.allocUnsafe(length);
-    }
-    const index = this.#free.findIndex((buffer) => buffer.length >= length);
-    let buffer: Buffer;
-    if (index === -1) {
-      buffer = Buffer.allocUnsafeSlow(length);
-    } else {
-      buffer = this.#free.splice(index, 1)[0]!;
-      this.#freeBytes -= buffer.length;
-    }
-    const body = buffer.subarray(0, length);
-    lendReceivedMemory(body, () => {
-      if (this.#freeBytes + buffer.length <= maxFreeBytes) {
-        this.#free.push(buffer);
-        this.#freeBytes += buffer.length;
-      }
-    });
-    return body;
   }
 }
 

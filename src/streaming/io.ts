@@ -4,7 +4,7 @@
  */
 import type { Writable } from "node:stream";
 import type { ReadableStream, WritableStream } from "node:stream/web";
-import { Code, TransferError } from "../errors/index.js";
+import { Code, errnoOf, TransferError } from "../errors/index.js";
 
 /**
  * Bytes to send: a Node Readable, a web ReadableStream or any iterable.
@@ -212,10 +212,6 @@ function drained(sink: Writable): Promise<void> {
     sink.once("drain", onDrain);
     sink.once("close", onClose);
   });
-}
-
-function errnoOf(error: unknown): string | undefined {
-  return (error as NodeJS.ErrnoException | undefined)?.code;
 }
 
 function describe(error: unknown): string {

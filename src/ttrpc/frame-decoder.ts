@@ -10,7 +10,7 @@
  * received-memory.ts): once its consumers release it, the decoder copies
  * a later frame into it instead of allocating.
  */
-import { lendReceivedMemory } from "../util/received-memory.js";
+import { ReceivedBufferPool } from "../util/received-memory.js";
 import {
   decodeFrameHeader,
   type FrameHeader,
@@ -33,16 +33,6 @@ export interface FrameSink {
 
 const emptyData = Buffer.alloc(0);
 
-/** Smallest copied frame whose buffer is lent for reuse, in bytes. */
-const minLentFrameBytes = 64 * 1024;
-
-/**
- * Bytes of released frame buffers kept for reuse per decoder: room for a
- * 4 MiB window of frames and the pieces an extractor still writes.
- * NOTE: an idle connection keeps them until it closes.
- */
-const maxFreeBytes = 8 * 1024 * 1024;
-
 export class FrameDecoder {
   readonly #maxDataBytes: number;
   readonly #sink: FrameSink;
@@ -57,8 +47,7 @@ export class FrameDecoder {
   // The unread rest of a chunk, kept while paused.
   #pending: Buffer | undefined;
   readonly #chunksReused: boolean;
-  readonly #freeFrames: Buffer[] = [];
-  #freeBytes = 0;
+  readonly #buffers = new ReceivedBufferPool();
 
   /**
    * `maxDataBytes` is the longest frame data accepted, in bytes. With
@@ -200,7 +189,7 @@ export class FrameDecoder {
       return end;
     }
 
-    this.#body ??= this.#allocate(header.length);
+    this.#body ??= this.#buffers.take(header.length);
     const copied = chunk.copy(
       this.#body,
       this.#bodyFilled,
@@ -219,32 +208,8 @@ export class FrameDecoder {
   }
 
   #copy(data: Buffer): Buffer {
-    const copy = this.#allocate(data.length);
+    const copy = this.#buffers.take(data.length);
     data.copy(copy);
     return copy;
-  }
-
-  /** Returns a buffer for a frame, reusing a released one when it fits. */
-  #allocate(length: number): Buffer {
-    if (length < minLentFrameBytes) {
-      return Buffer.allocUnsafe(length);
-    }
-    const free = this.#freeFrames;
-    const index = free.findIndex((buffer) => buffer.length >= length);
-    let buffer: Buffer;
-    if (index === -1) {
-      buffer = Buffer.allocUnsafeSlow(length);
-    } else {
-      buffer = free.splice(index, 1)[0]!;
-      this.#freeBytes -= buffer.length;
-    }
-    const frame = buffer.subarray(0, length);
-    lendReceivedMemory(frame, () => {
-      if (this.#freeBytes + buffer.length <= maxFreeBytes) {
-        free.push(buffer);
-        this.#freeBytes += buffer.length;
-      }
-    });
-    return frame;
   }
 }

@@ -479,7 +479,7 @@ test("GNU long name like PAX records kept", async (t) => {
   assert.equal(await readFile(join(root, target), "utf8"), "second");
 });
 
-/** Encodes a PAX record from bytes; its length counts its own digits. */
+/** Encodes a PAX record from bytes, with a length that counts its own digits. */
 function paxRecord(key: string, value: Buffer): Buffer {
   const body = Buffer.concat([
     Buffer.from(` ${key}=`),
@@ -491,7 +491,7 @@ function paxRecord(key: string, value: Buffer): Buffer {
   return Buffer.concat([Buffer.from(String(length)), body]);
 }
 
-/** Encodes a PAX header entry, local or global, holding `records`. */
+/** Encodes a PAX header entry, local or global, containing `records`. */
 function rawPaxHeader(records: Buffer[], global = false): Buffer {
   const body = Buffer.concat(records);
   const header = new Header({

@@ -25,7 +25,7 @@ interface DemoResult {
   stderr: string;
 }
 
-/** Runs the demo on `source`; `onStdout` gets the process and its output so far. */
+/** Runs the demo on `source`, calling `onStdout` with the process and its output so far. */
 function runDemo(
   source: string,
   onStdout?: (child: ChildProcess, text: string) => void,
@@ -83,7 +83,8 @@ test("tree comparison needs hard links kept", async (t) => {
 
 test("interrupted demo exits 130 and cleans up", async (t) => {
   const source = await tempDir(t);
-  // Enough files that the copy in is still running when the signal comes.
+  // The tree is large enough that the demo is still running when the
+  // signal arrives.
   for (let folder = 0; folder < 20; folder++) {
     await mkdir(join(source, `d${folder}`));
     for (let file = 0; file < 100; file++) {

@@ -58,8 +58,8 @@ test("chunks reused only after gRPC wrote them", async (t) => {
   let allocated = 0;
   let reused = 0;
 
-  // Refills a buffer the moment it comes back, so an early return would
-  // change bytes that are still queued for the socket.
+  // Refills a buffer as soon as it comes back, so the bytes of a buffer
+  // given back too early could change before the socket writes them.
   async function* source(): AsyncGenerator<Buffer> {
     for (let index = 0; index < count; index++) {
       let buffer = free.pop();
