@@ -16,20 +16,24 @@ import { displayPath } from "./container-path.js";
 import { childPath, type DirectoryHandle } from "./directory-handle.js";
 import { errnoOf, fileError } from "./file-error.js";
 import {
+  type ArchiveBatch,
+  chunkBytes,
+  gatherBytes,
+  type ReadBuffers,
+} from "./pack-buffers.js";
+import {
   blockBytes,
   bodyPadding,
+  type EntryFields,
   encodeHeader,
   headerFields,
+  writeUstarHeader,
 } from "./tar-header.js";
 import type { WarningHandler } from "./warning.js";
 
-/** Bytes read from a file at a time; also the stream's high-water mark. */
-export const chunkBytes = 256 * 1024;
-
 /**
- * Largest file packed with synchronous calls into a single chunk of
- * header, body and padding, in bytes. It bounds the memory of one such
- * chunk.
+ * Largest file packed with synchronous calls, in bytes. Its padded body
+ * is written straight into the archive's batch.
  */
 export const smallFileBytes = 64 * 1024;
 
@@ -46,53 +50,17 @@ export interface PackContext {
   firstLinks: Map<string, string>;
   /** Read buffers given back by the consumer, when it gives them back. */
   readBuffers: ReadBuffers | undefined;
-  /**
-   * Memory reused for each small file's entry that is shorter than it,
-   * because such an entry is copied before the next one is packed.
-   */
-  smallEntryScratch: Buffer | undefined;
+  /** The archive's chunks, which the packer yields as they are ready. */
+  batch: ArchiveBatch;
+  /** Skips devices and FIFOs with a warning instead of packing them. */
+  skipSpecialFiles: boolean;
 }
 
 /**
- * Read buffers of one archive that its consumer gives back once it no
- * longer needs a chunk, so that a large file does not allocate a new
- * buffer per read. A buffer that is never given back is left to the
- * garbage collector.
- */
-export class ReadBuffers {
-  readonly #free: Buffer[] = [];
-  readonly #reuseChunk: (chunk: Uint8Array, reuse: () => void) => void;
-
-  /**
-   * `reuseChunk` receives each chunk read into a buffer of this set, with
-   * the function that gives the buffer back. It calls that function once
-   * nothing reads the chunk any more.
-   */
-  constructor(reuseChunk: (chunk: Uint8Array, reuse: () => void) => void) {
-    this.#reuseChunk = reuseChunk;
-  }
-
-  /** Returns a free buffer of {@link chunkBytes}, or a new one. */
-  take(): Buffer {
-    return this.#free.pop() ?? Buffer.allocUnsafe(chunkBytes);
-  }
-
-  /** Hands `chunk`, read into `buffer`, to the consumer's reuse hook. */
-  lend(chunk: Uint8Array, buffer: Buffer): void {
-    this.#reuseChunk(chunk, () => {
-      if (this.#free.length < maxFreeBuffers) {
-        this.#free.push(buffer);
-      }
-    });
-  }
-}
-
-/** Free buffers kept per archive: 8 MiB of 256 KiB buffers. */
-const maxFreeBuffers = 32;
-
-/**
- * Packs the regular file `name` of `parent` under the archive name
- * `entryName`, or a hard link entry if its inode was packed before.
+ * Packs the regular file `name` of `parent`, listed with `stats`, under
+ * the archive name `entryName`, or a hard link entry if its inode was
+ * packed before. A small file goes through {@link packSmallFile}, a
+ * larger one is read in chunks as the consumer reads the archive.
  */
 export async function* packFile(
   context: PackContext,
@@ -101,44 +69,151 @@ export async function* packFile(
   entryName: string,
   stats: BigIntStats,
 ): AsyncGenerator<Buffer> {
-  const where = displayPath([...parent.components, name]);
-  const inode = `${stats.dev}:${stats.ino}`;
-  const firstLink = context.firstLinks.get(inode);
-  if (firstLink !== undefined) {
-    yield encodeHeader({
-      ...headerFields(entryName, "Link", stats),
-      size: 0,
-      linkpath: firstLink,
-    });
+  if (addLinkIfPacked(context, stats, entryName)) {
     return;
   }
-
-  if (stats.size <= smallFileBytes) {
-    const packed = packSmallFile(context, parent, name, entryName, stats);
-    if (packed !== "grew") {
-      if (packed !== undefined) {
-        yield packed;
-      }
+  let listed = stats;
+  if (listed.size <= smallFileBytes) {
+    const larger = packSmallFile(context, parent, name, entryName, listed);
+    if (larger === undefined) {
       return;
     }
+    listed = larger;
   }
 
-  const opening = await openRegularFile(context, parent, name, stats);
+  const where = entryWhere(parent, name);
+  const opening = await openRegularFile(context, parent, name, listed);
   if (opening === undefined) {
     return;
   }
   const { file, opened } = opening;
   try {
     if (opened.nlink > 1n) {
-      context.firstLinks.set(inode, entryName);
+      context.firstLinks.set(inodeKey(opened), entryName);
     }
     const size = Number(opened.size);
-    yield encodeHeader(headerFields(entryName, "File", opened));
+    addHeader(context.batch, headerFields(entryName, "File", opened));
     yield* readBody(context, file, size, where);
-    yield bodyPadding(size);
+    context.batch.add(bodyPadding(size));
   } finally {
     await file.close();
   }
+}
+
+/**
+ * Packs the file `name` of `parent` with synchronous calls if it is a
+ * regular file of at most {@link smallFileBytes}: it opens, checks and
+ * reads the file into the batch. On a local file system each call usually
+ * takes microseconds, less than the hop to the thread pool that an
+ * asynchronous call makes.
+ *
+ * `listed` is the file's status from the walk, if the walk took one.
+ * Without it, the name was listed as a regular file, and only the open
+ * file's type is checked. Returns undefined when the entry is done: packed,
+ * or skipped with a warning because it vanished or was replaced. Returns
+ * the open file's status when it is larger, for {@link packFile} to pack
+ * in chunks.
+ */
+export function packSmallFile(
+  context: PackContext,
+  parent: DirectoryHandle,
+  name: string,
+  entryName: string,
+  listed?: BigIntStats,
+): BigIntStats | undefined {
+  let fd: number;
+  try {
+    fd = openSync(childPath(parent, name), readFlags);
+  } catch (error) {
+    warnOpenFailed(context, error, entryWhere(parent, name));
+    return undefined;
+  }
+  try {
+    const opened = fstatSync(fd, { bigint: true });
+    if (!isSameFile(context, opened, listed, parent, name)) {
+      return undefined;
+    }
+    if (addLinkIfPacked(context, opened, entryName)) {
+      return undefined;
+    }
+    if (opened.size > BigInt(smallFileBytes)) {
+      return opened;
+    }
+    if (opened.nlink > 1n) {
+      context.firstLinks.set(inodeKey(opened), entryName);
+    }
+    const size = Number(opened.size);
+    const batch = context.batch;
+    addHeader(batch, headerFields(entryName, "File", opened));
+    // Anything that fails from here fails the archive, so the header
+    // stays in the batch.
+    const padded = Math.ceil(size / blockBytes) * blockBytes;
+    const body = batch.space(padded);
+    let position = 0;
+    while (position < size) {
+      const bytesRead = readAt(
+        fd,
+        body,
+        position,
+        size - position,
+        position,
+        parent,
+        name,
+      );
+      if (bytesRead === 0) {
+        throw shrankError(entryWhere(parent, name), size, position);
+      }
+      position += bytesRead;
+    }
+    body.fill(0, position);
+    batch.commit(padded);
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Adds a hard link entry naming the first archive name of the file's
+ * inode, if the inode was packed before, and returns whether it did.
+ */
+function addLinkIfPacked(
+  context: PackContext,
+  stats: BigIntStats,
+  entryName: string,
+): boolean {
+  const firstLink = context.firstLinks.get(inodeKey(stats));
+  if (firstLink === undefined) {
+    return false;
+  }
+  addHeader(context.batch, {
+    ...headerFields(entryName, "Link", stats),
+    size: 0,
+    linkpath: firstLink,
+  });
+  return true;
+}
+
+function inodeKey(stats: BigIntStats): string {
+  return `${stats.dev}:${stats.ino}`;
+}
+
+/**
+ * Adds the header blocks of an entry: written in place when plain USTAR
+ * holds its fields, otherwise encoded by node-tar, with a PAX header if
+ * needed.
+ */
+export function addHeader(batch: ArchiveBatch, fields: EntryFields): void {
+  if (writeUstarHeader(fields, batch.space(blockBytes))) {
+    batch.commit(blockBytes);
+    return;
+  }
+  batch.add(encodeHeader(fields));
+}
+
+/** Returns the container path of `name` in `parent`, for messages. */
+export function entryWhere(parent: DirectoryHandle, name: string): string {
+  return displayPath([...parent.components, name]);
 }
 
 /**
@@ -153,89 +228,20 @@ async function openRegularFile(
   name: string,
   stats: BigIntStats,
 ): Promise<{ file: FileHandle; opened: BigIntStats } | undefined> {
-  const where = displayPath([...parent.components, name]);
   let file: FileHandle;
   try {
     file = await open(childPath(parent, name), readFlags);
   } catch (error) {
-    warnOpenFailed(context, error, where);
+    warnOpenFailed(context, error, entryWhere(parent, name));
     return undefined;
   }
 
   const opened = await file.stat({ bigint: true });
-  if (!isSameFile(context, opened, stats, where)) {
+  if (!isSameFile(context, opened, stats, parent, name)) {
     await file.close();
     return undefined;
   }
   return { file, opened };
-}
-
-/**
- * Packs a file of at most {@link smallFileBytes} like {@link packFile},
- * with synchronous calls: it opens, checks and reads the file and returns
- * its header, body and padding as one chunk. On a local file system each
- * call usually takes microseconds, less than the hop to the thread pool
- * that an asynchronous call makes. Returns undefined, after a warning,
- * when the file vanished or was replaced, and `"grew"` when it is now
- * larger than {@link smallFileBytes}, for the caller to pack it in chunks.
- */
-function packSmallFile(
-  context: PackContext,
-  parent: DirectoryHandle,
-  name: string,
-  entryName: string,
-  stats: BigIntStats,
-): Buffer | "grew" | undefined {
-  const where = displayPath([...parent.components, name]);
-  let fd: number;
-  try {
-    fd = openSync(childPath(parent, name), readFlags);
-  } catch (error) {
-    warnOpenFailed(context, error, where);
-    return undefined;
-  }
-  try {
-    const opened = fstatSync(fd, { bigint: true });
-    if (!isSameFile(context, opened, stats, where)) {
-      return undefined;
-    }
-    if (opened.size > BigInt(smallFileBytes)) {
-      return "grew";
-    }
-    if (opened.nlink > 1n) {
-      context.firstLinks.set(`${stats.dev}:${stats.ino}`, entryName);
-    }
-    const size = Number(opened.size);
-    const header = encodeHeader(headerFields(entryName, "File", opened));
-    const padded = Math.ceil(size / blockBytes) * blockBytes;
-    const length = header.length + padded;
-    const scratch = context.smallEntryScratch;
-    const chunk =
-      scratch !== undefined && length < scratch.length
-        ? scratch.subarray(0, length)
-        : Buffer.allocUnsafe(length);
-    header.copy(chunk);
-    const bodyStart = header.length;
-    let position = 0;
-    while (position < size) {
-      const bytesRead = readAt(
-        fd,
-        chunk,
-        bodyStart + position,
-        size - position,
-        position,
-        where,
-      );
-      if (bytesRead === 0) {
-        throw shrankError(where, size, position);
-      }
-      position += bytesRead;
-    }
-    chunk.fill(0, bodyStart + position);
-    return chunk;
-  } finally {
-    closeSync(fd);
-  }
 }
 
 function readAt(
@@ -244,12 +250,13 @@ function readAt(
   offset: number,
   length: number,
   position: number,
-  where: string,
+  parent: DirectoryHandle,
+  name: string,
 ): number {
   try {
     return readSync(fd, buffer, offset, length, position);
   } catch (error) {
-    throw fileError(error, "read", where);
+    throw fileError(error, "read", entryWhere(parent, name));
   }
 }
 
@@ -276,29 +283,33 @@ function warnOpenFailed(
 
 /**
  * Returns whether the opened file is the regular file that was listed,
- * after a warning when it is not.
+ * after a warning when it is not. Without `listed`, the name was listed
+ * as a regular file and only the type is checked.
  */
 function isSameFile(
   context: PackContext,
   opened: BigIntStats,
-  listed: BigIntStats,
-  where: string,
+  listed: BigIntStats | undefined,
+  parent: DirectoryHandle,
+  name: string,
 ): boolean {
   if (
     opened.isFile() &&
-    opened.ino === listed.ino &&
-    opened.dev === listed.dev
+    (listed === undefined ||
+      (opened.ino === listed.ino && opened.dev === listed.dev))
   ) {
     return true;
   }
+  const where = entryWhere(parent, name);
   context.warn("changed", `"${where}" was replaced during the walk`, where);
   return false;
 }
 
 /**
- * Yields exactly `size` bytes of the file, in chunks as the consumer
- * reads. A file that grew is cut at `size`, and one that shrank fails the
- * archive (see {@link shrankError}).
+ * Adds exactly `size` bytes of the file to the batch and yields the
+ * chunks ready, a read at a time as the consumer reads. A file that grew
+ * is cut at `size`, and one that shrank fails the archive (see
+ * {@link shrankError}).
  */
 async function* readBody(
   context: PackContext,
@@ -306,12 +317,12 @@ async function* readBody(
   size: number,
   where: string,
 ): AsyncGenerator<Buffer> {
-  const buffers = context.readBuffers;
+  const { batch, readBuffers } = context;
   let position = 0;
   while (position < size) {
     throwIfAborted(context.signal);
     const length = Math.min(chunkBytes, size - position);
-    const buffer = buffers?.take() ?? Buffer.allocUnsafe(length);
+    const buffer = readBuffers?.take() ?? Buffer.allocUnsafe(length);
     const { bytesRead } = await file
       .read(buffer, 0, length, position)
       .catch((error) => {
@@ -322,8 +333,17 @@ async function* readBody(
     }
     position += bytesRead;
     const chunk = buffer.subarray(0, bytesRead);
-    buffers?.lend(chunk, buffer);
-    yield chunk;
+    if (bytesRead >= gatherBytes) {
+      // The batch queues the chunk itself.
+      readBuffers?.lend(chunk, buffer);
+      batch.add(chunk);
+    } else {
+      batch.add(chunk);
+      readBuffers?.give(buffer);
+    }
+    for (let ready = batch.take(); ready; ready = batch.take()) {
+      yield ready;
+    }
   }
 }
 

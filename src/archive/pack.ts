@@ -25,23 +25,17 @@ import {
   statDirectory,
 } from "./directory-handle.js";
 import { errnoOf, fileError } from "./file-error.js";
+import { ArchiveBatch, chunkBytes, ReadBuffers } from "./pack-buffers.js";
 import {
-  chunkBytes,
+  addHeader,
+  entryWhere,
   type PackContext,
   packFile,
-  ReadBuffers,
+  packSmallFile,
 } from "./pack-file.js";
 import { openContainerRoot, openParent } from "./resolve.js";
-import {
-  deviceNumbers,
-  encodeHeader,
-  endOfArchive,
-  headerFields,
-} from "./tar-header.js";
+import { deviceNumbers, endOfArchive, headerFields } from "./tar-header.js";
 import type { WarningHandler } from "./warning.js";
-
-/** Size that {@link gatherChunks} gathers small chunks up to, in bytes. */
-const gatherBytes = 64 * 1024;
 
 export interface PackOptions {
   /** Packs only the directory itself, not its contents. Default false. */
@@ -58,6 +52,18 @@ export interface PackOptions {
    * the byte sender does. Without it, every read gets a new buffer.
    */
   reuseChunk?: (chunk: Uint8Array, reuse: () => void) => void;
+  /**
+   * Archive name of the top entry instead of the last component of the
+   * path. The entries under it and their hard link targets are named
+   * after it too. For the root, it replaces the `./` form with a
+   * directory of that name.
+   */
+  topName?: string;
+  /**
+   * Skips character and block devices and FIFOs with a `type-skipped`
+   * warning, as a copy takes only files, directories and links.
+   */
+  skipSpecialFiles?: boolean;
 }
 
 /**
@@ -68,7 +74,8 @@ export interface PackOptions {
  * symlinks are followed inside the root, where an absolute target starts
  * at the root. The final component is not followed. The top entry is named
  * after the last component of the cleaned path, so `/tmp/a.txt` gives
- * `a.txt`. For the root it is `./`, and the children have no prefix. A
+ * `a.txt`, or `topName`. For the root it is `./`, and the children have
+ * no prefix, unless `topName` is set. A
  * directory is walked depth first in byte order of the names, unless
  * `noWalk` is set. Symlinks are stored, never followed.
  *
@@ -108,46 +115,42 @@ export function packPath(
  * Returns the chunks of the archive that {@link packPath} streams, read
  * as the consumer requests them. It fails in the same cases, and with the
  * signal's reason when the signal aborts.
+ *
+ * Headers and small files are gathered into chunks of at least 64 KiB;
+ * larger reads are chunks of their own.
  */
-export function packChunks(
+export async function* packChunks(
   root: string,
   path: string,
   options: PackOptions = {},
 ): AsyncGenerator<Buffer> {
-  const readBuffers = options.reuseChunk && new ReadBuffers(options.reuseChunk);
-  return gatherChunks(
-    packEntries(root, path, options, readBuffers),
-    readBuffers,
-  );
-}
-
-async function* packEntries(
-  root: string,
-  path: string,
-  options: PackOptions,
-  readBuffers: ReadBuffers | undefined,
-): AsyncGenerator<Buffer> {
   throwIfAborted(options.signal);
+  const readBuffers = options.reuseChunk && new ReadBuffers(options.reuseChunk);
   const context: PackContext = {
     signal: options.signal,
     noWalk: options.noWalk ?? false,
     warn: options.onWarning ?? (() => {}),
     firstLinks: new Map(),
     readBuffers,
-    // gatherChunks copies every chunk under gatherBytes when it has read
-    // buffers, before it requests the next.
-    smallEntryScratch: readBuffers && Buffer.allocUnsafe(gatherBytes),
+    batch: new ArchiveBatch(readBuffers),
+    skipSpecialFiles: options.skipSpecialFiles ?? false,
   };
   const names = pathComponents(path);
   const subject = displayPath(names);
+  const batch = context.batch;
 
   const rootHandle = await openContainerRoot(root);
   try {
     if (names.length === 0) {
+      const top = options.topName === undefined ? "." : options.topName;
       const stats = await statDirectory(rootHandle);
-      yield encodeHeader(headerFields("./", "Directory", stats));
+      addHeader(batch, headerFields(`${top}/`, "Directory", stats));
       if (!context.noWalk) {
-        yield* packChildren(context, rootHandle, "");
+        yield* packChildren(
+          context,
+          rootHandle,
+          options.topName === undefined ? "" : `${top}/`,
+        );
       }
     } else {
       const parent = await openParent([rootHandle], names, { subject });
@@ -170,20 +173,27 @@ async function* packEntries(
           context,
           parent.directory,
           parent.name,
-          parent.name,
+          options.topName ?? parent.name,
           stats,
         );
       } finally {
         await parent.release();
       }
     }
-    yield endOfArchive;
+    batch.add(endOfArchive);
+    batch.flush();
+    for (let ready = batch.take(); ready; ready = batch.take()) {
+      yield ready;
+    }
   } finally {
     await closeDirectory(rootHandle);
   }
 }
 
-/** Packs the child `name` of `parent` under the archive name `entryName`. */
+/**
+ * Packs the child `name` of `parent` under the archive name `entryName`
+ * and yields the chunks that are ready.
+ */
 async function* packEntry(
   context: PackContext,
   parent: DirectoryHandle,
@@ -192,46 +202,78 @@ async function* packEntry(
   stats: BigIntStats,
 ): AsyncGenerator<Buffer> {
   throwIfAborted(context.signal);
-  const where = displayPath([...parent.components, name]);
-
+  const batch = context.batch;
   if (stats.isDirectory()) {
-    yield encodeHeader(headerFields(`${entryName}/`, "Directory", stats));
+    addHeader(batch, headerFields(`${entryName}/`, "Directory", stats));
     if (!context.noWalk) {
       yield* packDirectory(context, parent, name, entryName, stats);
     }
-    return;
-  }
-  if (stats.isFile()) {
+  } else if (stats.isFile()) {
     yield* packFile(context, parent, name, entryName, stats);
-    return;
-  }
-  if (stats.isSymbolicLink()) {
+  } else if (stats.isSymbolicLink()) {
     const target = await readlink(childPath(parent, name)).catch((error) => {
-      throw fileError(error, "read symlink", where);
+      throw fileError(error, "read symlink", entryWhere(parent, name));
     });
-    yield encodeHeader({
+    addHeader(batch, {
       ...headerFields(entryName, "SymbolicLink", stats),
       linkpath: target,
     });
-    return;
+  } else {
+    addSpecialFile(context, parent, name, entryName, stats);
   }
-  if (stats.isCharacterDevice() || stats.isBlockDevice()) {
-    const type = stats.isBlockDevice() ? "BlockDevice" : "CharacterDevice";
-    yield encodeHeader({
-      ...headerFields(entryName, type, stats),
-      ...deviceNumbers(stats.rdev),
-    });
-    return;
+  for (let ready = batch.take(); ready; ready = batch.take()) {
+    yield ready;
   }
-  if (stats.isFIFO()) {
-    yield encodeHeader(headerFields(entryName, "FIFO", stats));
-    return;
-  }
+}
+
+/**
+ * Adds a device or FIFO entry, or skips it, a socket or an unknown type
+ * with a warning.
+ */
+function addSpecialFile(
+  context: PackContext,
+  parent: DirectoryHandle,
+  name: string,
+  entryName: string,
+  stats: BigIntStats,
+): void {
+  const where = entryWhere(parent, name);
   if (stats.isSocket()) {
     context.warn("socket-skipped", `skipped socket "${where}"`, where);
     return;
   }
-  context.warn("type-skipped", `skipped "${where}" of unknown type`, where);
+  const kind = stats.isCharacterDevice()
+    ? "character device"
+    : stats.isBlockDevice()
+      ? "block device"
+      : stats.isFIFO()
+        ? "FIFO"
+        : undefined;
+  if (kind === undefined) {
+    context.warn("type-skipped", `skipped "${where}" of unknown type`, where);
+    return;
+  }
+  if (context.skipSpecialFiles) {
+    context.warn(
+      "type-skipped",
+      `skipped ${kind} "${where}": a copy takes only files, directories ` +
+        "and links",
+      where,
+    );
+    return;
+  }
+  if (kind === "FIFO") {
+    addHeader(context.batch, headerFields(entryName, "FIFO", stats));
+    return;
+  }
+  addHeader(context.batch, {
+    ...headerFields(
+      entryName,
+      kind === "block device" ? "BlockDevice" : "CharacterDevice",
+      stats,
+    ),
+    ...deviceNumbers(stats.rdev),
+  });
 }
 
 async function* packDirectory(
@@ -241,7 +283,7 @@ async function* packDirectory(
   entryName: string,
   stats: BigIntStats,
 ): AsyncGenerator<Buffer> {
-  const where = displayPath([...parent.components, name]);
+  const where = entryWhere(parent, name);
   let directory: DirectoryHandle;
   try {
     directory = await openChildDirectory(parent, name);
@@ -275,7 +317,11 @@ async function* packDirectory(
   }
 }
 
-/** Packs the children of `directory` in byte order, names after `prefix`. */
+/**
+ * Packs the children of `directory` in byte order, names after `prefix`.
+ * A child listed as a regular file is opened without an lstat first, and
+ * a small one is packed without a turn of the generators.
+ */
 async function* packChildren(
   context: PackContext,
   directory: DirectoryHandle,
@@ -284,14 +330,17 @@ async function* packChildren(
   const where = displayPath(directory.components);
   const listed = await readdir(selfPath(directory), {
     encoding: "buffer",
+    withFileTypes: true,
   }).catch((error) => {
     throw fileError(error, "list directory", where);
   });
-  listed.sort(Buffer.compare);
+  listed.sort((a, b) => Buffer.compare(a.name, b.name));
 
   const utf8 = new TextDecoder("utf-8", { fatal: true });
-  for (const raw of listed) {
+  const batch = context.batch;
+  for (const entry of listed) {
     throwIfAborted(context.signal);
+    const raw = entry.name;
     let name: string;
     try {
       name = utf8.decode(raw);
@@ -305,9 +354,20 @@ async function* packChildren(
       continue;
     }
 
+    const entryName = `${prefix}${name}`;
+    if (entry.isFile()) {
+      const larger = packSmallFile(context, directory, name, entryName);
+      if (larger !== undefined) {
+        yield* packFile(context, directory, name, entryName, larger);
+      }
+      for (let ready = batch.take(); ready; ready = batch.take()) {
+        yield ready;
+      }
+      continue;
+    }
     const stats = lstatEntrySync(directory, name);
     if (stats === undefined) {
-      const vanished = displayPath([...directory.components, name]);
+      const vanished = entryWhere(directory, name);
       context.warn(
         "vanished",
         `"${vanished}" disappeared during the walk`,
@@ -315,7 +375,7 @@ async function* packChildren(
       );
       continue;
     }
-    yield* packEntry(context, directory, name, `${prefix}${name}`, stats);
+    yield* packEntry(context, directory, name, entryName, stats);
   }
 }
 
@@ -345,82 +405,5 @@ function lstatEntrySync(
       return undefined;
     }
     throw fileError(error, "stat", displayPath([...parent.components, name]));
-  }
-}
-
-/**
- * Gathers consecutive small chunks, such as the headers and bodies of
- * small files, into chunks of at least {@link gatherBytes}, so that each
- * chunk of the stream, and each Data message made from it, carries many
- * entries. Chunks of that size or more pass through as they are.
- *
- * With `readBuffers`, a small chunk is copied into a buffer of that set
- * before the next chunk is requested, and the consumer gives the buffer
- * back. So a packer may reuse the memory of a small chunk it yielded.
- */
-async function* gatherChunks(
-  chunks: AsyncIterable<Buffer>,
-  readBuffers: ReadBuffers | undefined,
-): AsyncGenerator<Buffer> {
-  if (readBuffers === undefined) {
-    yield* concatChunks(chunks);
-    return;
-  }
-  let buffer: Buffer | undefined;
-  let filled = 0;
-  const gathered = () => {
-    const chunk = buffer!.subarray(0, filled);
-    readBuffers.lend(chunk, buffer!);
-    buffer = undefined;
-    filled = 0;
-    return chunk;
-  };
-  for await (const chunk of chunks) {
-    if (chunk.length >= gatherBytes) {
-      if (filled > 0) {
-        yield gathered();
-      }
-      yield chunk;
-      continue;
-    }
-    // Less than gatherBytes is filled, so a chunk under gatherBytes fits
-    // in the chunkBytes of a read buffer.
-    buffer ??= readBuffers.take();
-    filled += chunk.copy(buffer, filled);
-    if (filled >= gatherBytes) {
-      yield gathered();
-    }
-  }
-  if (filled > 0) {
-    yield gathered();
-  }
-}
-
-/** Gathers like {@link gatherChunks}, joining the chunks it keeps. */
-async function* concatChunks(
-  chunks: AsyncIterable<Buffer>,
-): AsyncGenerator<Buffer> {
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  for await (const chunk of chunks) {
-    if (pendingBytes > 0 && pendingBytes + chunk.length > chunkBytes) {
-      yield Buffer.concat(pending, pendingBytes);
-      pending = [];
-      pendingBytes = 0;
-    }
-    if (pendingBytes === 0 && chunk.length >= gatherBytes) {
-      yield chunk;
-      continue;
-    }
-    pending.push(chunk);
-    pendingBytes += chunk.length;
-    if (pendingBytes >= gatherBytes) {
-      yield Buffer.concat(pending, pendingBytes);
-      pending = [];
-      pendingBytes = 0;
-    }
-  }
-  if (pendingBytes > 0) {
-    yield Buffer.concat(pending, pendingBytes);
   }
 }

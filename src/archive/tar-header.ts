@@ -1,8 +1,10 @@
 /**
- * Encoding of entry headers with node-tar's Header and Pax classes. A
- * header that does not fit USTAR (a name over 100 bytes that cannot be
- * split at a slash, a non-ASCII name, large ids or sizes) is preceded by
- * a PAX extended header that carries the exact values.
+ * Encoding of entry headers. A header whose values all fit plain USTAR
+ * fields is written in place by {@link writeUstarHeader}, with the bytes
+ * node-tar's Header writes. Any other header is encoded with node-tar's
+ * Header and Pax classes. When it does not fit USTAR (a name over 100
+ * bytes that cannot be split at a slash, a non-ASCII name, large ids or
+ * sizes), a PAX extended header before it carries the exact values.
  */
 import type { BigIntStats } from "node:fs";
 import { Header, Pax } from "tar";
@@ -58,6 +60,102 @@ export function encodeHeader(fields: EntryFields): Buffer {
     gid: fields.gid,
   }).encode();
   return Buffer.concat([pax, block]);
+}
+
+/** Typeflag bytes of the entry types this layer writes. */
+const typeFlags: Record<PackedType, number> = {
+  File: 0x30,
+  Link: 0x31,
+  SymbolicLink: 0x32,
+  CharacterDevice: 0x33,
+  BlockDevice: 0x34,
+  Directory: 0x35,
+  FIFO: 0x36,
+};
+
+/** Largest value of an 8-byte octal field: seven digits. */
+const maxOctal8 = 0o7777777;
+/** Largest value of a 12-byte octal field: eleven digits. */
+const maxOctal12 = 0o77777777777;
+
+/**
+ * Writes the USTAR header block of `fields` into the first 512 bytes of
+ * `block` and returns true, if every value fits a USTAR field as it is.
+ * That takes names of ASCII without NUL and under 100 bytes, numbers
+ * within their octal fields, and a modification time after 1970.
+ * Otherwise it returns false, leaves `block` unspecified, and the header
+ * needs {@link encodeHeader}. The bytes are those of node-tar's Header
+ * for the same fields, without user and group names.
+ */
+export function writeUstarHeader(fields: EntryFields, block: Buffer): boolean {
+  const mtime = Math.floor(fields.mtime.getTime() / 1000);
+  if (
+    !isShortAscii(fields.path) ||
+    (fields.linkpath !== undefined && !isShortAscii(fields.linkpath)) ||
+    !(fields.mode <= maxOctal8 && fields.uid <= maxOctal8) ||
+    !(fields.gid <= maxOctal8 && fields.size <= maxOctal12) ||
+    !(mtime >= 0 && mtime <= maxOctal12) ||
+    !((fields.devmaj ?? 0) <= maxOctal8 && (fields.devmin ?? 0) <= maxOctal8)
+  ) {
+    return false;
+  }
+
+  block.fill(0, 0, blockBytes);
+  block.write(fields.path, 0, "latin1");
+  writeOctal(block, 100, 8, fields.mode);
+  writeOctal(block, 108, 8, fields.uid);
+  writeOctal(block, 116, 8, fields.gid);
+  writeOctal(block, 124, 12, fields.size);
+  writeOctal(block, 136, 12, mtime);
+  block[156] = typeFlags[fields.type];
+  if (fields.linkpath !== undefined) {
+    block.write(fields.linkpath, 157, "latin1");
+  }
+  block.write("ustar\u000000", 257, "latin1");
+  writeOctal(block, 329, 8, fields.devmaj ?? 0);
+  writeOctal(block, 337, 8, fields.devmin ?? 0);
+
+  // The checksum counts its own field as eight spaces.
+  let sum = 8 * 0x20;
+  for (let index = 0; index < blockBytes; index++) {
+    sum += block[index]!;
+  }
+  writeOctal(block, 148, 8, sum);
+  return true;
+}
+
+/** Returns whether `text` is ASCII without NUL and under 100 bytes. */
+function isShortAscii(text: string): boolean {
+  if (text.length >= 100) {
+    return false;
+  }
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (code === 0 || code > 0x7f) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * Writes `value` as octal digits padded with zeros, as node-tar does: a
+ * full field is its digits and a NUL, a shorter one ends with a space
+ * and a NUL.
+ */
+function writeOctal(
+  block: Buffer,
+  offset: number,
+  size: number,
+  value: number,
+): void {
+  const digits = value.toString(8);
+  const text =
+    digits.length === size - 1
+      ? digits
+      : `${"0".repeat(size - 2 - digits.length)}${digits} `;
+  block.write(text, offset, "latin1");
+  block[offset + text.length] = 0;
 }
 
 /** Returns the zero bytes that pad a body of `size` bytes to a block. */

@@ -4,8 +4,7 @@
 import type { Stats } from "node:fs";
 import { lstat, realpath } from "node:fs/promises";
 import { basename, dirname, join, posix, resolve } from "node:path";
-import { pipeline, type Readable } from "node:stream";
-import { packPath } from "../archive/index.js";
+import { packChunks } from "../archive/index.js";
 import { Code, TransferError } from "../errors/index.js";
 import { type ByteSource, reuseAfterSend } from "../streaming/index.js";
 import type { Client } from "./client.js";
@@ -22,7 +21,6 @@ import {
   localPackError,
   localWarnings,
 } from "./copy-local.js";
-import { rewriteArchive } from "./copy-rewrite.js";
 import {
   type CopyPlan,
   checkReplace,
@@ -85,7 +83,8 @@ export async function copyLocalToContainer(
       )
     );
   } finally {
-    packing.archive.destroy();
+    // Closes the files and directories of a walk that the sender left.
+    await packing.archive.return(undefined).catch(() => {});
   }
 }
 
@@ -218,59 +217,47 @@ async function planContainerDestination(
  * an existing directory, otherwise the source under the plan's name.
  * Devices and FIFOs are dropped with a warning, here rather than by the
  * server, so that the warning reaches the caller.
+ *
+ * The sender reads the packer's chunks as they are yielded, without a
+ * Node Readable between them that would join small chunks into new
+ * buffers, so the packer gets its buffers back once they are sent.
  */
 function packSource(
   source: LocalSource,
   plan: CopyPlan,
   options: CopyOptions,
-): { archive: Readable; failure: () => TransferError | undefined } {
+): {
+  archive: AsyncGenerator<Buffer>;
+  failure: () => TransferError | undefined;
+} {
   const isRoot = source.packed === "/";
   const merging = plan.name === undefined;
   // Archive names start at the packed directory for a merge or the root,
   // otherwise at its parent, and warnings name the local path.
   const packRoot = merging || isRoot ? source.packed : dirname(source.packed);
-  const onWarning = localWarnings(options.onWarning, (path) =>
-    join(packRoot, path),
-  );
-  // Body chunks pass the rewriter as they are, so the packer can reuse its
-  // read buffers once the transport has written them.
   const packOptions = {
     signal: options.signal,
-    onWarning,
+    onWarning: localWarnings(options.onWarning, (path) => join(packRoot, path)),
     reuseChunk: reuseAfterSend,
-  };
-  let archive: Readable;
-  let rename: { from: string; to: string } | undefined;
-  if (plan.name === undefined) {
-    archive = packPath(source.packed, "/", packOptions);
-  } else {
-    archive = isRoot
-      ? packPath("/", "/", packOptions)
-      : packPath(dirname(source.packed), basename(source.packed), packOptions);
-    const packedName = isRoot ? "" : basename(source.packed);
-    rename =
-      packedName === plan.name
-        ? undefined
-        : { from: packedName, to: plan.name };
-  }
-
-  const rewriter = rewriteArchive({
-    rename,
+    topName: plan.name,
     skipSpecialFiles: true,
-    onWarning,
-  });
-  // The packer's error reaches the sender, which reads the rewriter, with
-  // local paths: this listener runs before pipeline's, and the first
-  // destroy of the rewriter sets its error.
-  let failure: TransferError | undefined;
-  archive.once("error", (error) => {
-    failure = localPackError(error, packRoot);
-    rewriter.destroy(failure);
-  });
-  return {
-    archive: pipeline(archive, rewriter, () => {}),
-    failure: () => failure,
   };
+  const chunks =
+    merging || isRoot
+      ? packChunks(source.packed, "/", packOptions)
+      : packChunks(packRoot, basename(source.packed), packOptions);
+
+  // The sender's error may wrap the packer's; this one names local paths.
+  let failure: TransferError | undefined;
+  async function* archive(): AsyncGenerator<Buffer> {
+    try {
+      yield* chunks;
+    } catch (error) {
+      failure = localPackError(error, packRoot);
+      throw failure;
+    }
+  }
+  return { archive: archive(), failure: () => failure };
 }
 
 function kindOf(

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { Parser, type ReadEntry } from "tar";
 import { packChunks, packPath } from "../../src/archive/index.js";
-import { chunkBytes } from "../../src/archive/pack-file.js";
+import { chunkBytes } from "../../src/archive/pack-buffers.js";
 import { Code, TransferError } from "../../src/errors/index.js";
 import {
   collect,
@@ -239,6 +239,77 @@ for (const mode of modes) {
       assert.equal(second?.type, "Link");
       assert.equal(second?.linkpath, "d/first");
       assert.equal(second?.size, 0);
+    });
+
+    test("topName renames the top entry and link targets", async (t) => {
+      useMode(mode);
+      const { root } = await makeLayout(t);
+      await mkdir(join(root, "d", "sub"), { recursive: true });
+      await writeFile(join(root, "d", "sub", "first"), "shared");
+      await link(join(root, "d", "sub", "first"), join(root, "d", "second"));
+      await writeFile(join(root, "single"), "one");
+
+      const directory = await list(
+        await collect(packPath(root, "/d", { topName: "copy" })),
+      );
+      const file = await list(
+        await collect(packPath(root, "/single", { topName: "renamed" })),
+      );
+      const rootForm = await list(
+        await collect(packPath(root, "/", { topName: "whole" })),
+      );
+
+      assert.deepEqual(
+        directory.map((entry) => [entry.path, entry.linkpath ?? ""]),
+        [
+          ["copy/", ""],
+          ["copy/second", ""],
+          ["copy/sub/", ""],
+          ["copy/sub/first", "copy/second"],
+        ],
+      );
+      assert.deepEqual(
+        file.map((entry) => [entry.path, entry.body]),
+        [["renamed", "one"]],
+      );
+      assert.ok(
+        rootForm.every((entry) => entry.path.startsWith("whole/")),
+        rootForm.map((entry) => entry.path).join(" "),
+      );
+      assert.ok(rootForm.some((entry) => entry.path === "whole/d/sub/first"));
+    });
+
+    test("skipSpecialFiles drops a FIFO with a warning", async (t) => {
+      useMode(mode);
+      const { root } = await makeLayout(t);
+      await mkdir(join(root, "run"));
+      const mkfifo = spawnSync("mkfifo", [join(root, "run", "pipe")]);
+      assert.equal(mkfifo.status, 0, String(mkfifo.stderr));
+      await writeFile(join(root, "run", "z"), "after");
+      const warnings: string[] = [];
+
+      const withoutSpecial = await list(
+        await collect(
+          packPath(root, "/run", {
+            skipSpecialFiles: true,
+            onWarning: (code, message) => warnings.push(`${code}: ${message}`),
+          }),
+        ),
+      );
+      const packed = await list(await collect(packPath(root, "/run")));
+
+      assert.deepEqual(
+        withoutSpecial.map((entry) => entry.path),
+        ["run/", "run/z"],
+      );
+      assert.deepEqual(warnings, [
+        'type-skipped: skipped FIFO "/run/pipe": a copy takes only files, ' +
+          "directories and links",
+      ]);
+      assert.equal(
+        packed.find((entry) => entry.path === "run/pipe")?.type,
+        "FIFO",
+      );
     });
 
     test("long and non-ASCII names survive", async (t) => {
@@ -511,4 +582,35 @@ test("small file chunks survive held chunks", async (t) => {
   }
 
   assert.deepEqual(Buffer.concat(heldChunks), expected);
+});
+
+test("small entries are gathered into large chunks", async (t) => {
+  const { root } = await makeLayout(t);
+  await mkdir(join(root, "tree"));
+  let total = 0;
+  for (let index = 0; index < 400; index++) {
+    const size = (index * 613) % 5000;
+    total += size;
+    await writeFile(join(root, "tree", `f${index}`), Buffer.alloc(size, 7));
+  }
+
+  for (const reuse of [false, true]) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of packChunks(root, "/tree", {
+      reuseChunk: reuse ? () => {} : undefined,
+    })) {
+      chunks.push(Buffer.from(chunk));
+    }
+
+    const archive = Buffer.concat(chunks);
+    assert.ok(archive.length > total, `${archive.length} bytes`);
+    assert.ok(
+      chunks.slice(0, -1).every((chunk) => chunk.length >= 64 * 1024),
+      `chunk sizes ${chunks.map((chunk) => chunk.length).join(" ")}`,
+    );
+    const entries = await list(archive);
+    assert.equal(entries.length, 401);
+    assert.equal(entries[400]!.path, "tree/f99");
+    assert.equal(entries[400]!.body.length, (99 * 613) % 5000);
+  }
 });
