@@ -284,11 +284,22 @@ export class EntryWriter {
   ): Promise<void> {
     const body: Buffer[] = [];
     try {
-      for await (const chunk of bodyChunks(entry, stop)) {
-        // Taken at once, before the source can reuse the memory.
-        holdReceivedMemory(chunk);
-        body.push(chunk);
+      if (entry.blockRemain === 0) {
+        // The Parser has written the whole body and ended the entry, so
+        // the body is taken without waiting on the entry's iterator.
         stop.throwIfAborted();
+        const whole: Buffer | null = entry.read();
+        if (whole !== null) {
+          holdReceivedMemory(whole);
+          body.push(whole);
+        }
+      } else {
+        for await (const chunk of bodyChunks(entry, stop)) {
+          // Taken at once, before the source can reuse the memory.
+          holdReceivedMemory(chunk);
+          body.push(chunk);
+          stop.throwIfAborted();
+        }
       }
       stop.throwIfAborted();
       await this.#writeSmallBody(entry, parent, body, where);
