@@ -73,11 +73,11 @@ export interface PackOptions {
  * `path` is cleaned like `cleanContainerPath`, and its intermediate
  * symlinks are followed inside the root, where an absolute target starts
  * at the root. The final component is not followed. The top entry is named
- * after the last component of the cleaned path, so `/tmp/a.txt` gives
- * `a.txt`, or `topName`. For the root it is `./`, and the children have
- * no prefix, unless `topName` is set. A
- * directory is walked depth first in byte order of the names, unless
- * `noWalk` is set. Symlinks are stored, never followed.
+ * `topName` or after the last component of the cleaned path, so
+ * `/tmp/a.txt` gives `a.txt`. Without `topName`, the root is named `./`
+ * and its children have no prefix. A directory is walked depth first in
+ * byte order of the names, unless `noWalk` is set. Symlinks are stored,
+ * never followed.
  *
  * Headers carry the type, permission bits with setuid, setgid and sticky,
  * numeric uid and gid (no user or group names), size, mtime in whole

@@ -1,6 +1,5 @@
 /**
- * Rewriting a tar archive while it streams: renaming its top entry, and
- * dropping devices and FIFOs.
+ * Rewriting a tar archive while it streams: renaming its top entry.
  *
  * The container copy service extracts an archive under a directory and
  * packing names the top entry after the source, so copying a file or a
@@ -16,7 +15,6 @@ import {
   type PaxRecord,
   parsePaxRecords,
   paxValue,
-  type WarningHandler,
 } from "../archive/index.js";
 import { Code, TransferError } from "../errors/index.js";
 
@@ -28,13 +26,6 @@ export interface RewriteOptions {
    * and children without a prefix), which then becomes a directory `to`.
    */
   rename?: { from: string; to: string };
-  /**
-   * Drops character and block devices and FIFOs, each with a
-   * `type-skipped` warning, because a copy takes only files, directories
-   * and links.
-   */
-  skipSpecialFiles?: boolean;
-  onWarning?: WarningHandler;
 }
 
 /** Returns a transform that rewrites a tar archive as `options` specify. */
@@ -83,13 +74,6 @@ type State =
   | { kind: "metadata"; header: Buffer; typeflag: string; size: number }
   | { kind: "body"; remaining: number }
   | { kind: "trailer" };
-
-/** Typeflags that {@link RewriteOptions.skipSpecialFiles} drops. */
-const specialTypes: Record<string, string> = {
-  "3": "character device",
-  "4": "block device",
-  "6": "FIFO",
-};
 
 class ArchiveRewriter extends Transform {
   readonly #options: RewriteOptions;
@@ -274,26 +258,13 @@ class ArchiveRewriter extends Transform {
 
   /**
    * Emits the entry's headers, renamed when its names are under the
-   * renamed top, or drops them for a skipped type.
+   * renamed top.
    */
   #writeEntry(block: Buffer, header: Header, typeflag: string): void {
     const records = this.#paxRecords;
     const path = paxValue(records, "path") ?? this.#longPath ?? header.path;
     const linkpath =
       paxValue(records, "linkpath") ?? this.#longLink ?? header.linkpath;
-
-    const special = specialTypes[typeflag];
-    if (special !== undefined && this.#options.skipSpecialFiles) {
-      this.#options.onWarning?.(
-        "type-skipped",
-        `skipped ${special} "${path}": a copy takes only files, ` +
-          "directories and links",
-        path ?? "",
-      );
-      this.#changed = true;
-      this.#pendingBlocks = this.#keptGlobals();
-      return;
-    }
 
     const rename = this.#options.rename;
     const newPath =

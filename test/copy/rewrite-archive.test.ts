@@ -226,29 +226,6 @@ test("GNU long names are renamed", async () => {
   assert.equal(entries[1]?.body, "gnu");
 });
 
-test("special files dropped with warnings", async () => {
-  const archive = rawTar([
-    { name: "top/", type: "5" },
-    { name: "top/pipe", type: "6" },
-    { name: "top/tty", type: "3" },
-    { name: "top/kept", body: "kept" },
-  ]);
-  const warnings: string[] = [];
-
-  const entries = await listTar(
-    await rewrite(archive, {
-      skipSpecialFiles: true,
-      onWarning: (code, _message, path) => warnings.push(`${code} ${path}`),
-    }),
-  );
-
-  assert.deepEqual(
-    entries.map((entry) => entry.path),
-    ["top/", "top/kept"],
-  );
-  assert.deepEqual(warnings, ["type-skipped top/pipe", "type-skipped top/tty"]);
-});
-
 test("bad header checksum is rejected", async () => {
   const archive = rawTar([{ name: "top", body: "x" }]);
   archive[0] = "u".charCodeAt(0);
