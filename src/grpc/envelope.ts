@@ -5,7 +5,7 @@
  */
 import type { Writable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ReceivedBufferPool } from "../util/received-memory.js";
+import { takeReceivedBuffer } from "../util/received-memory.js";
 
 /** Bytes of the prefix in front of each message. */
 export const envelopePrefixBytes = 5;
@@ -60,7 +60,6 @@ export class EnvelopeReader {
   readonly #messageKind: string;
   #chunks: Buffer[] = [];
   #bytes = 0;
-  readonly #buffers = new ReceivedBufferPool();
 
   /** `messageKind` names the messages in errors, such as "response message". */
   constructor(maxBytes: number, messageKind: string) {
@@ -120,7 +119,7 @@ export class EnvelopeReader {
       return message;
     }
     this.#consume(envelopePrefixBytes);
-    const body = this.#buffers.take(length);
+    const body = takeReceivedBuffer(length);
     this.#copyOut(body, length, true);
     return new Uint8Array(body.buffer, body.byteOffset, length);
   }

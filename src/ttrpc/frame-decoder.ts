@@ -10,7 +10,7 @@
  * received-memory.ts): once its consumers release it, the decoder copies
  * a later frame into it instead of allocating.
  */
-import { ReceivedBufferPool } from "../util/received-memory.js";
+import { takeReceivedBuffer } from "../util/received-memory.js";
 import {
   decodeFrameHeader,
   type FrameHeader,
@@ -47,7 +47,6 @@ export class FrameDecoder {
   // The unread rest of a chunk, kept while paused.
   #pending: Buffer | undefined;
   readonly #chunksReused: boolean;
-  readonly #buffers = new ReceivedBufferPool();
 
   /**
    * `maxDataBytes` is the longest frame data accepted, in bytes. With
@@ -189,7 +188,7 @@ export class FrameDecoder {
       return end;
     }
 
-    this.#body ??= this.#buffers.take(header.length);
+    this.#body ??= takeReceivedBuffer(header.length);
     const copied = chunk.copy(
       this.#body,
       this.#bodyFilled,
@@ -208,7 +207,7 @@ export class FrameDecoder {
   }
 
   #copy(data: Buffer): Buffer {
-    const copy = this.#buffers.take(data.length);
+    const copy = takeReceivedBuffer(data.length);
     data.copy(copy);
     return copy;
   }

@@ -65,43 +65,45 @@ export function releaseReceivedMemory(view: Uint8Array): void {
 const minLentBytes = 64 * 1024;
 
 /**
- * Bytes of released buffers kept for reuse per pool: room for a 4 MiB
- * window of 1 MiB messages and the pieces an extractor still writes.
+ * Bytes of released buffers kept for reuse in the process: room for a
+ * 4 MiB window of 1 MiB messages and the pieces an extractor still writes.
  */
 const maxFreeBytes = 8 * 1024 * 1024;
 
-/**
- * Buffers for the received messages of one connection or call, into
- * which a transport copies a message that arrived in pieces. A buffer of
- * 64 KiB or more is lent (see {@link lendReceivedMemory}) and taken again
- * for a later message once its holders have released it.
- *
- * NOTE: an idle connection keeps its released buffers until it closes.
- */
-export class ReceivedBufferPool {
-  readonly #free: Buffer[] = [];
-  #freeBytes = 0;
+/** Released buffers, shared by every connection and call. */
+const freeBuffers: Buffer[] = [];
+let freeBytes = 0;
 
-  /** Returns a buffer of `length` bytes, reusing a released one that fits. */
-  take(length: number): Buffer {
-    if (length < minLentBytes) {
-      return Buffer.allocUnsafe(length);
-    }
-    const index = this.#free.findIndex((buffer) => buffer.length >= length);
-    let buffer: Buffer;
-    if (index === -1) {
-      buffer = Buffer.allocUnsafeSlow(length);
-    } else {
-      buffer = this.#free.splice(index, 1)[0]!;
-      this.#freeBytes -= buffer.length;
-    }
-    const taken = buffer.subarray(0, length);
-    lendReceivedMemory(taken, () => {
-      if (this.#freeBytes + buffer.length <= maxFreeBytes) {
-        this.#free.push(buffer);
-        this.#freeBytes += buffer.length;
-      }
-    });
-    return taken;
+/**
+ * Returns a buffer of `length` bytes into which a transport copies a
+ * message that arrived in pieces. A buffer of 64 KiB or more is lent
+ * (see {@link lendReceivedMemory}) and taken again for a later message,
+ * of any connection, once its holders have released it.
+ *
+ * The buffers are shared by the process rather than kept per connection,
+ * so a closed connection leaves none behind for the garbage collector. A
+ * server copied in an 88 MiB file three times, then 20 000 small files
+ * three times. It peaked at 101 MB with a set per connection and at
+ * 85 MB with the shared one.
+ */
+export function takeReceivedBuffer(length: number): Buffer {
+  if (length < minLentBytes) {
+    return Buffer.allocUnsafe(length);
   }
+  const index = freeBuffers.findIndex((buffer) => buffer.length >= length);
+  let buffer: Buffer;
+  if (index === -1) {
+    buffer = Buffer.allocUnsafeSlow(length);
+  } else {
+    buffer = freeBuffers.splice(index, 1)[0]!;
+    freeBytes -= buffer.length;
+  }
+  const message = buffer.subarray(0, length);
+  lendReceivedMemory(message, () => {
+    if (freeBytes + buffer.length <= maxFreeBytes) {
+      freeBuffers.push(buffer);
+      freeBytes += buffer.length;
+    }
+  });
+  return message;
 }

@@ -4,6 +4,7 @@ import {
   holdReceivedMemory,
   lendReceivedMemory,
   releaseReceivedMemory,
+  takeReceivedBuffer,
 } from "../../src/util/received-memory.js";
 
 test("lent memory reused after last release", () => {
@@ -65,4 +66,42 @@ test("lending again starts a new loan", () => {
 
   releaseReceivedMemory(memory);
   assert.equal(reused, 2);
+});
+
+test("released buffer taken again", () => {
+  const first = takeReceivedBuffer(100_000);
+  const memory = first.buffer;
+  releaseReceivedMemory(first);
+
+  const second = takeReceivedBuffer(90_000);
+
+  assert.equal(second.length, 90_000);
+  assert.equal(second.buffer, memory);
+  releaseReceivedMemory(second);
+});
+
+test("held buffer not taken again", () => {
+  const first = takeReceivedBuffer(100_000);
+  const view = first.subarray(5, 10);
+  holdReceivedMemory(view);
+  releaseReceivedMemory(first);
+
+  const second = takeReceivedBuffer(100_000);
+
+  assert.notEqual(second.buffer, first.buffer);
+  releaseReceivedMemory(view);
+  releaseReceivedMemory(second);
+});
+
+test("small buffer never lent", () => {
+  const small = takeReceivedBuffer(1000);
+  releaseReceivedMemory(small);
+
+  const again = takeReceivedBuffer(1000);
+
+  assert.equal(small.length, 1000);
+  // Node may cut both from one shared slab, but never at one place.
+  const samePlace =
+    again.buffer === small.buffer && again.byteOffset === small.byteOffset;
+  assert.equal(samePlace, false);
 });
