@@ -364,6 +364,40 @@ function fixChecksum(block: Buffer): void {
   block.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148, "ascii");
 }
 
+test("buffered small files written in order", async (t) => {
+  const { root } = await makeLayout(t);
+  const first = rawArchive([
+    { path: "d/", type: "Directory" },
+    { path: "d/a", body: "a" },
+  ]).subarray(0, -1024);
+  const second = rawArchive([
+    { path: "d/same", body: "first" },
+    { path: "d/same", body: "second" },
+    { path: "d/other", body: "o" },
+    { path: "d/same", body: "third" },
+    { path: "d/link", type: "Link", linkpath: "d/same" },
+  ]);
+  // The second chunk comes once the first is written, so node-tar has
+  // every body of it buffered when its first entry is written.
+  async function* source() {
+    yield first;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    yield second;
+  }
+
+  await extractArchive(root, "/", source());
+
+  assert.equal(await readFile(join(root, "d", "same"), "utf8"), "third");
+  assert.equal(await readFile(join(root, "d", "link"), "utf8"), "third");
+  assert.equal(await readFile(join(root, "d", "other"), "utf8"), "o");
+  assert.deepEqual((await readdir(join(root, "d"))).sort(), [
+    "a",
+    "link",
+    "other",
+    "same",
+  ]);
+});
+
 test("concurrent writes leave one whole file", async (t) => {
   const { root } = await makeLayout(t);
   const bodies = ["a", "b"].map((letter) => letter.repeat(1024 * 1024));
