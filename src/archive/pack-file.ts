@@ -101,25 +101,22 @@ export async function* packFile(
 }
 
 /**
- * Packs the file `name` of `parent` with synchronous calls if it is a
- * regular file of at most {@link smallFileBytes}: it opens, checks and
- * reads the file into the batch. On a local file system each call usually
- * takes microseconds, less than the hop to the thread pool that an
- * asynchronous call makes.
+ * Packs the regular file `name` of `parent`, listed with `listed`, with
+ * synchronous calls if it still has at most {@link smallFileBytes}: it
+ * opens, checks and reads the file into the batch. On a local file system
+ * each call usually takes microseconds, less than the hop to the thread
+ * pool that an asynchronous call makes.
  *
- * `listed` is the file's status from the walk, if the walk took one.
- * Without it, the name was listed as a regular file, and only the open
- * file's type is checked. Returns undefined when the entry is done: packed,
- * or skipped with a warning because it vanished or was replaced. Returns
- * the open file's status when it is larger, for {@link packFile} to pack
- * in chunks.
+ * Returns undefined when the entry is done: packed, or skipped with a
+ * warning because it vanished or was replaced. Returns the open file's
+ * status when it grew larger, for {@link packFile} to pack in chunks.
  */
-export function packSmallFile(
+function packSmallFile(
   context: PackContext,
   parent: DirectoryHandle,
   name: string,
   entryName: string,
-  listed?: BigIntStats,
+  listed: BigIntStats,
 ): BigIntStats | undefined {
   let fd: number;
   try {
@@ -131,9 +128,6 @@ export function packSmallFile(
   try {
     const opened = fstatSync(fd, { bigint: true });
     if (!isSameFile(context, opened, listed, parent, name)) {
-      return undefined;
-    }
-    if (addLinkIfPacked(context, opened, entryName)) {
       return undefined;
     }
     if (opened.size > BigInt(smallFileBytes)) {
@@ -283,20 +277,19 @@ function warnOpenFailed(
 
 /**
  * Returns whether the opened file is the regular file that was listed,
- * after a warning when it is not. Without `listed`, the name was listed
- * as a regular file and only the type is checked.
+ * after a warning when it is not.
  */
 function isSameFile(
   context: PackContext,
   opened: BigIntStats,
-  listed: BigIntStats | undefined,
+  listed: BigIntStats,
   parent: DirectoryHandle,
   name: string,
 ): boolean {
   if (
     opened.isFile() &&
-    (listed === undefined ||
-      (opened.ino === listed.ino && opened.dev === listed.dev))
+    opened.ino === listed.ino &&
+    opened.dev === listed.dev
   ) {
     return true;
   }

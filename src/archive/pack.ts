@@ -31,7 +31,6 @@ import {
   entryWhere,
   type PackContext,
   packFile,
-  packSmallFile,
 } from "./pack-file.js";
 import { openContainerRoot, openParent } from "./resolve.js";
 import { deviceNumbers, endOfArchive, headerFields } from "./tar-header.js";
@@ -317,11 +316,7 @@ async function* packDirectory(
   }
 }
 
-/**
- * Packs the children of `directory` in byte order, names after `prefix`.
- * A child listed as a regular file is opened without an lstat first, and
- * a small one is packed without a turn of the generators.
- */
+/** Packs the children of `directory` in byte order, names after `prefix`. */
 async function* packChildren(
   context: PackContext,
   directory: DirectoryHandle,
@@ -330,17 +325,14 @@ async function* packChildren(
   const where = displayPath(directory.components);
   const listed = await readdir(selfPath(directory), {
     encoding: "buffer",
-    withFileTypes: true,
   }).catch((error) => {
     throw fileError(error, "list directory", where);
   });
-  listed.sort((a, b) => Buffer.compare(a.name, b.name));
+  listed.sort(Buffer.compare);
 
   const utf8 = new TextDecoder("utf-8", { fatal: true });
-  const batch = context.batch;
-  for (const entry of listed) {
+  for (const raw of listed) {
     throwIfAborted(context.signal);
-    const raw = entry.name;
     let name: string;
     try {
       name = utf8.decode(raw);
@@ -354,17 +346,9 @@ async function* packChildren(
       continue;
     }
 
-    const entryName = `${prefix}${name}`;
-    if (entry.isFile()) {
-      const larger = packSmallFile(context, directory, name, entryName);
-      if (larger !== undefined) {
-        yield* packFile(context, directory, name, entryName, larger);
-      }
-      for (let ready = batch.take(); ready; ready = batch.take()) {
-        yield ready;
-      }
-      continue;
-    }
+    // The lstat comes right before the open, even for a name listed as a
+    // regular file. A name that became a device or a FIFO since the
+    // listing, perhaps long ago behind a large file, is never opened.
     const stats = lstatEntrySync(directory, name);
     if (stats === undefined) {
       const vanished = entryWhere(directory, name);
@@ -375,7 +359,7 @@ async function* packChildren(
       );
       continue;
     }
-    yield* packEntry(context, directory, name, entryName, stats);
+    yield* packEntry(context, directory, name, `${prefix}${name}`, stats);
   }
 }
 

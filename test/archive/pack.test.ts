@@ -4,6 +4,7 @@ import {
   chmod,
   link,
   mkdir,
+  rm,
   symlink,
   truncate,
   utimes,
@@ -612,5 +613,53 @@ test("small entries are gathered into large chunks", async (t) => {
     assert.equal(entries.length, 401);
     assert.equal(entries[400]!.path, "tree/f99");
     assert.equal(entries[400]!.body.length, (99 * 613) % 5000);
+  }
+});
+
+test("name swapped for a FIFO after listing not opened", async (t) => {
+  const { root } = await makeLayout(t);
+  await writeFile(join(root, "a_big"), Buffer.alloc(4 * chunkBytes));
+  await writeFile(join(root, "z"), "file");
+  const warnings: string[] = [];
+
+  const chunks: Buffer[] = [];
+  for await (const chunk of packPath(root, "/", {
+    onWarning: (code, message) => warnings.push(`${code}: ${message}`),
+  })) {
+    if (chunks.length === 0) {
+      // The directory is listed by now, and "z" not yet packed.
+      await rm(join(root, "z"));
+      const mkfifo = spawnSync("mkfifo", [join(root, "z")]);
+      assert.equal(mkfifo.status, 0, String(mkfifo.stderr));
+    }
+    chunks.push(Buffer.from(chunk));
+  }
+
+  // The lstat right before the open finds the FIFO, stored as one.
+  const entries = await list(Buffer.concat(chunks));
+  assert.equal(entries.find((entry) => entry.path === "z")?.type, "FIFO");
+  assert.deepEqual(warnings, []);
+});
+
+test("mtime before 1970 rounded down", async (t) => {
+  const { root } = await makeLayout(t);
+  const cases: [string, number, number][] = [
+    ["half-before", -1.5, -2],
+    ["whole-before", -100, -100],
+    ["just-before", -0.5, -1],
+    ["after", 1.5, 1],
+  ];
+  for (const [name, seconds] of cases) {
+    await writeFile(join(root, name), name);
+    // A negative number means now to utimes, a Date does not.
+    const time = new Date(seconds * 1000);
+    await utimes(join(root, name), time, time);
+  }
+
+  const entries = await list(await collect(packPath(root, "/")));
+
+  for (const [name, , expected] of cases) {
+    const entry = entries.find((listed) => listed.path === name);
+    assert.equal(entry?.mtime?.getTime(), expected * 1000, name);
   }
 });
