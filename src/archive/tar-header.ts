@@ -166,7 +166,8 @@ export function bodyPadding(size: number): Buffer {
 
 /**
  * Returns the header fields of a file from its status: permission bits
- * with setuid, setgid and sticky, numeric ids, and mtime cut to seconds.
+ * with setuid, setgid and sticky, numeric ids, and mtime rounded down to
+ * whole seconds.
  */
 export function headerFields(
   path: string,
@@ -180,8 +181,19 @@ export function headerFields(
     uid: Number(stats.uid),
     gid: Number(stats.gid),
     size: type === "File" ? Number(stats.size) : 0,
-    mtime: new Date(Number(stats.mtimeNs / 1_000_000_000n) * 1000),
+    mtime: new Date(wholeSeconds(stats.mtimeNs) * 1000),
   };
+}
+
+/**
+ * Returns the whole seconds of a time in nanoseconds, rounded down, so
+ * that 1.5 s before 1970 gives -2 as `stat` shows it, not -1.
+ */
+function wholeSeconds(nanoseconds: bigint): number {
+  const seconds = nanoseconds / 1_000_000_000n;
+  const roundedUp =
+    nanoseconds < 0n && seconds * 1_000_000_000n !== nanoseconds;
+  return Number(roundedUp ? seconds - 1n : seconds);
 }
 
 /**
