@@ -34,8 +34,14 @@ export function localError(
     );
   }
   if (errno === "ENOENT") {
+    // Node.js decodes command-line arguments as UTF-8 and puts U+FFFD in
+    // place of other bytes, so such a name never reaches the file system.
+    const advice = path.includes("\uFFFD")
+      ? ": the name is not valid UTF-8, which the command line cannot " +
+        "pass through; rename it, or copy the folder that contains it"
+      : "";
     return new TransferError(
-      `cannot ${action} "${path}": no such file or directory`,
+      `cannot ${action} "${path}": no such file or directory${advice}`,
       Code.NotFound,
       error,
     );

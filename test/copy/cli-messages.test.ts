@@ -180,3 +180,32 @@ test("closed standard output named, not the server", async (t) => {
   assert.match(stderr, /the output was closed by its reader \(EPIPE\)/);
   assert.doesNotMatch(stderr, /endpoint/);
 });
+
+test("non-UTF-8 source name explained", async (t) => {
+  const dir = await tempDir(t);
+  // A name with the byte 0xfe, which UTF-8 never uses.
+  await mkdir(Buffer.concat([Buffer.from(`${dir}/bad`), Buffer.from([0xfe])]));
+
+  const result = await new Promise<Output>((resolve) => {
+    execFile(
+      "sh",
+      [
+        "-c",
+        `"$0" "$1" cp "$(printf '%s/bad\\376' "$2")" c1:/x`,
+        process.execPath,
+        mainScript,
+        dir,
+      ],
+      {
+        timeout: 30_000,
+        env: { ...process.env, CONTAINERD_ADDRESS: join(dir, "none.sock") },
+      },
+      (error, stdout, stderr) =>
+        resolve({ status: error === null ? 0 : 1, stdout, stderr }),
+    );
+  });
+
+  assert.equal(result.status, 1);
+  assert.match(result.stderr, /no such file or directory/);
+  assert.match(result.stderr, /not valid UTF-8/);
+});
