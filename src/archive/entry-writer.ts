@@ -152,6 +152,51 @@ export class EntryWriter {
   }
 
   /**
+   * Writes a small file entry at once, with synchronous calls, when that
+   * needs no wait: node-tar has buffered its whole body, its parent is
+   * the directory kept open from the previous entry, and the writer has
+   * not run for {@link maxSyncMs} without a break. Otherwise it returns
+   * false, having done nothing, and the caller then uses {@link write}.
+   * It returns a promise when the file was written under a hidden name
+   * that must still be moved into place, and true when the entry is done.
+   */
+  writeBuffered(entry: ReadEntry): boolean | Promise<void> {
+    const isFile = entry.type === "File" || entry.type === "OldFile";
+    if (!isFile || entry.size > smallFileBytes || entry.blockRemain !== 0) {
+      return false;
+    }
+    if (performance.now() - this.#lastYield > maxSyncMs) {
+      return false;
+    }
+    const names = pathComponents(entry.path);
+    const parent = this.#keptParent(names);
+    if (parent === undefined) {
+      return false;
+    }
+
+    const where = this.#display(names);
+    const body = entry.read() as Buffer | null;
+    const chunks = body === null ? [] : [body];
+    // Held while it is written, as on the iterator's path.
+    for (const chunk of chunks) {
+      holdReceivedMemory(chunk);
+    }
+    let busy: EntryParent | undefined;
+    try {
+      busy = this.#writeSmallBody(entry, parent, chunks, where);
+    } finally {
+      for (const chunk of chunks) {
+        releaseReceivedMemory(chunk);
+      }
+    }
+    this.summary.entries++;
+    if (busy === undefined) {
+      return true;
+    }
+    return placeFile(busy, parent, where, this.#markStale);
+  }
+
+  /**
    * Counts and reports an entry whose typeflag node-tar does not know;
    * the Parser discards its body itself.
    */
@@ -302,7 +347,10 @@ export class EntryWriter {
         }
       }
       stop.throwIfAborted();
-      await this.#writeSmallBody(entry, parent, body, where);
+      const busy = this.#writeSmallBody(entry, parent, body, where);
+      if (busy !== undefined) {
+        await placeFile(busy, parent, where, this.#markStale);
+      }
     } finally {
       for (const chunk of body) {
         releaseReceivedMemory(chunk);
@@ -314,13 +362,17 @@ export class EntryWriter {
     }
   }
 
-  /** Writes a small file whose whole body is `body`. */
-  async #writeSmallBody(
+  /**
+   * Writes a small file whose whole body is `body`, with synchronous
+   * calls. Returns the hidden name it was written under when a busy name
+   * (a mount point) kept it from being renamed into place.
+   */
+  #writeSmallBody(
     entry: ReadEntry,
     parent: EntryParent,
     body: Buffer[],
     where: string,
-  ): Promise<void> {
+  ): EntryParent | undefined {
     const received = body.reduce((total, chunk) => total + chunk.length, 0);
     if (received !== entry.size) {
       throw truncatedFile(where, received, entry.size);
@@ -333,10 +385,8 @@ export class EntryWriter {
       times: entryTimes(entry),
     };
     const busy = writeSmallFile(parent, body, metadata, where, this.#markStale);
-    if (busy !== undefined) {
-      await placeFile(busy, parent, where, this.#markStale);
-    }
     this.summary.bytes += received;
+    return busy;
   }
 
   async #writeSymlink(
@@ -433,6 +483,24 @@ export class EntryWriter {
     await file.chown(uid, gid).catch((error) => {
       throw fileError(error, "change the owner of", where);
     });
+  }
+
+  /**
+   * Returns the parent of `names` if it is the directory kept open from
+   * the previous entry and still valid, without opening anything.
+   */
+  #keptParent(names: string[]): EntryParent | undefined {
+    const kept = this.#parent;
+    if (kept === undefined || this.#parentStale || names.length === 0) {
+      return undefined;
+    }
+    const key = names.slice(0, -1).join("/");
+    if (kept.key !== key) {
+      return undefined;
+    }
+    const directory = kept.lease.directory;
+    const name = names[names.length - 1]!;
+    return { directory, name, path: childPath(directory, name) };
   }
 
   /**

@@ -175,6 +175,42 @@ async function readArchive(
       return false;
     }
   };
+  // Entries waiting to be written, in archive order. One link of the
+  // `writing` chain writes every entry that arrives while it runs, so a
+  // run of small files whose bodies node-tar has buffered costs no
+  // promise per file.
+  const arrived: { entry: ReadEntry; type: "known" | "unknown" }[] = [];
+  let linked = false;
+  const writeArrived = async () => {
+    try {
+      for (let next = arrived.shift(); next; next = arrived.shift()) {
+        stop.signal.throwIfAborted();
+        const { entry, type } = next;
+        if (type === "unknown") {
+          writer.skipUnknown(entry);
+          continue;
+        }
+        const written = writer.writeBuffered(entry);
+        if (written === false) {
+          await writer.write(entry, stop.signal);
+        } else if (written !== true) {
+          await written;
+        }
+        // Discards a body the writer did not take and lets the Parser
+        // emit the next entry, which arrives inside this call.
+        entry.resume();
+      }
+    } finally {
+      linked = false;
+    }
+  };
+  const arrive = (entry: ReadEntry, type: "known" | "unknown") => {
+    arrived.push({ entry, type });
+    if (!linked) {
+      linked = true;
+      writing = writing.then(writeArrived).catch(fail);
+    }
+  };
   parser.on("eof", () => {
     sawEnd = true;
   });
@@ -197,23 +233,14 @@ async function readArchive(
     }
     current = entry;
     if (guarded(entry)) {
-      writing = writing.then(() => writer.skipUnknown(entry)).catch(fail);
+      arrive(entry, "unknown");
     }
   });
   parser.on("entry", (entry: ReadEntry) => {
     current = entry;
-    if (!guarded(entry)) {
-      return;
+    if (guarded(entry)) {
+      arrive(entry, "known");
     }
-    writing = writing
-      .then(async () => {
-        stop.signal.throwIfAborted();
-        await writer.write(entry, stop.signal);
-        // Discards a body the writer did not take and lets the Parser
-        // emit the next entry.
-        entry.resume();
-      })
-      .catch(fail);
   });
 
   try {
