@@ -43,7 +43,14 @@ export interface ExtractOptions {
   maxTrailingBytes?: number;
 }
 
-/** Source of archive bytes: a Node Readable or any async iterable. */
+/**
+ * Source of archive bytes: a Node Readable or any async iterable. A
+ * source must not change a chunk's bytes after yielding it, because the
+ * writer may still read a body after the next chunk was requested. A
+ * source that reuses memory must wait one event loop turn after that
+ * request, as HandoffSink does, and lend the memory with
+ * `lendReceivedMemory`, so that the writer can hold what it still needs.
+ */
 export type ArchiveSource = Readable | AsyncIterable<Uint8Array>;
 
 const gzipMagic = [0x1f, 0x8b];
@@ -272,10 +279,10 @@ async function readArchive(
  * the end of the source, waiting for the parser to drain after each.
  *
  * The parser gets whole 512-byte blocks only. Given a partial block,
- * node-tar 7 keeps a view of it until the next write, and the source may
- * reuse a chunk's memory once the next chunk is requested. So the bytes
- * after the last whole block of a chunk are copied and written before
- * the next chunk's.
+ * node-tar 7 keeps a view of it until the next write, which comes after
+ * the source's next chunk, so the bytes after the last whole block of a
+ * chunk are copied and written before the next chunk's. See
+ * {@link ArchiveSource} for when a source may reuse a chunk's memory.
  */
 async function feedParser(
   iterator: AsyncIterator<Uint8Array>,
