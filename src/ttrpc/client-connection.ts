@@ -15,6 +15,7 @@ import {
 import { FrameDecoder, type FrameSink } from "./frame-decoder.js";
 import { FrameWriter } from "./frame-writer.js";
 import type { ConnectionLimits } from "./limits.js";
+import { ownReadBuffer } from "./own-read-buffer.js";
 import { ReadGate } from "./read-gate.js";
 
 const debug = debuglog("ttrpc");
@@ -28,9 +29,6 @@ export interface CallHandler {
   /** The connection closed; the call must fail with `error`. */
   onClose(error: ConnectError): void;
 }
-
-/** Size of the buffer that each connection reads its socket into. */
-const readBufferBytes = 256 * 1024;
 
 export class ClientConnection implements FrameSink {
   readonly path: string;
@@ -58,27 +56,19 @@ export class ClientConnection implements FrameSink {
     connectTimeoutMs: number,
   ): Promise<ClientConnection> {
     return new Promise((resolve, reject) => {
-      // Reads land in one buffer of the connection's own, which the
-      // decoder copies from, instead of a new 64 KiB buffer per read that
-      // the garbage collector must free.
       let decoder: FrameDecoder | undefined;
       // Bytes that come before the connection exists are kept rather
       // than lost, although a ttrpc server sends none.
       const early: Buffer[] = [];
       const socket = net.connect({
         path,
-        onread: {
-          buffer: Buffer.allocUnsafe(readBufferBytes),
-          callback: (bytes, buffer) => {
-            const chunk = Buffer.from(buffer.buffer, buffer.byteOffset, bytes);
-            if (decoder) {
-              decoder.push(chunk);
-            } else {
-              early.push(Buffer.from(chunk));
-            }
-            return true;
-          },
-        },
+        onread: ownReadBuffer((chunk) => {
+          if (decoder) {
+            decoder.push(chunk);
+          } else {
+            early.push(Buffer.from(chunk));
+          }
+        }),
       });
       const fail = (error: Error) => {
         clearTimeout(timer);

@@ -48,16 +48,30 @@ export class ServerConnection implements FrameSink {
   readonly #socket: Socket;
   readonly #settings: ServerSettings;
   readonly #calls = new Map<number, ServerCall>();
+  readonly #decoder: FrameDecoder;
   #lastStreamId = 0;
   #draining = false;
 
-  constructor(id: number, socket: Socket, settings: ServerSettings) {
+  /**
+   * With `ownReadBuffer`, the socket reads into a buffer of its own and
+   * passes each read to {@link receive}; otherwise it emits `data`.
+   */
+  constructor(
+    id: number,
+    socket: Socket,
+    settings: ServerSettings,
+    ownReadBuffer = false,
+  ) {
     this.id = id;
     this.#socket = socket;
     this.#settings = settings;
-    const decoder = new FrameDecoder(settings.limits.maxMessageBytes, this);
+    this.#decoder = new FrameDecoder(
+      settings.limits.maxMessageBytes,
+      this,
+      ownReadBuffer,
+    );
     this.writer = new FrameWriter(socket);
-    this.gate = new ReadGate(socket, decoder);
+    this.gate = new ReadGate(socket, this.#decoder);
 
     let cause: Error | undefined;
     socket.on("error", (error) => {
@@ -81,6 +95,11 @@ export class ServerConnection implements FrameSink {
 
   get shutdownSignal(): AbortSignal {
     return this.#settings.shutdownSignal;
+  }
+
+  /** Decodes the bytes of one read, which the next read overwrites. */
+  receive(chunk: Buffer): void {
+    this.#decoder.push(chunk);
   }
 
   /** Writes a diagnostic line prefixed with the connection id. */

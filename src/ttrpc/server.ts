@@ -16,6 +16,7 @@ import {
 } from "@connectrpc/connect";
 import { listenOnPath } from "../transport/socket-path.js";
 import { type LimitOptions, positive, resolveLimits } from "./limits.js";
+import { adoptWithOwnReadBuffer } from "./own-read-buffer.js";
 import { type MethodTable, ServerConnection } from "./server-connection.js";
 
 const debug = debuglog("ttrpc");
@@ -107,9 +108,27 @@ export function createTtrpcServer(options: TtrpcServerOptions): TtrpcServer {
 
   const connections = new Set<ServerConnection>();
   let connectionCount = 0;
-  const server = net.createServer((socket) => {
+  const server = net.createServer({ pauseOnConnect: true }, (accepted) => {
     connectionCount += 1;
-    const connection = new ServerConnection(connectionCount, socket, settings);
+    // Bytes read before the connection exists are kept for it.
+    const early: Buffer[] = [];
+    let receive = (chunk: Buffer): void => {
+      early.push(Buffer.from(chunk));
+    };
+    const socket = adoptWithOwnReadBuffer(accepted, (chunk) => receive(chunk));
+    const connection = new ServerConnection(
+      connectionCount,
+      socket ?? accepted,
+      settings,
+      socket !== undefined,
+    );
+    receive = (chunk) => connection.receive(chunk);
+    for (const chunk of early.splice(0)) {
+      connection.receive(chunk);
+    }
+    if (socket === undefined) {
+      accepted.resume();
+    }
     connections.add(connection);
     void connection.closed.then(() => connections.delete(connection));
     connection.debug("accepted");
