@@ -51,9 +51,10 @@ export function writeEnvelope(
 /**
  * Splits received chunks into messages. A message that lies inside one
  * chunk is returned as a view of that chunk. One that spans chunks is
- * copied into a buffer of its length. A buffer of 64 KiB or more is lent
- * for reuse (see received-memory.ts). Once its consumers release it, a
- * later message is copied into it instead of a new allocation.
+ * copied into a buffer of its length. A message of 8 KiB or more gets a
+ * buffer lent for reuse (see received-memory.ts). Once its consumers
+ * release it, a later message is copied into it instead of a new
+ * allocation.
  */
 export class EnvelopeReader {
   readonly #maxBytes: number;

@@ -6,7 +6,7 @@
  * A frame longer than the limit is never buffered: its bytes are skipped as
  * they arrive.
  *
- * The buffer of a copied frame of 64 KiB or more is lent for reuse (see
+ * The buffer of a copied frame of 8 KiB or more is lent for reuse (see
  * received-memory.ts): once its consumers release it, the decoder copies
  * a later frame into it instead of allocating.
  */

@@ -105,3 +105,32 @@ test("small buffer never lent", () => {
     again.buffer === small.buffer && again.byteOffset === small.byteOffset;
   assert.equal(samePlace, false);
 });
+
+test("buffer reused within its size class only", () => {
+  const first = takeReceivedBuffer(10_000);
+  releaseReceivedMemory(first);
+
+  const sameClass = takeReceivedBuffer(9_000);
+  const largerClass = takeReceivedBuffer(20_000);
+
+  assert.equal(sameClass.buffer, first.buffer);
+  assert.notEqual(largerClass.buffer, first.buffer);
+  assert.equal(largerClass.length, 20_000);
+  releaseReceivedMemory(sameClass);
+  releaseReceivedMemory(largerClass);
+});
+
+test("free buffers of another size make room", () => {
+  // Fills the free buffers with 8 MiB of one size class.
+  const small = Array.from({ length: 64 }, () => takeReceivedBuffer(100_000));
+  for (const message of small) {
+    releaseReceivedMemory(message);
+  }
+  const large = takeReceivedBuffer(1_100_000);
+  releaseReceivedMemory(large);
+
+  const again = takeReceivedBuffer(1_050_000);
+
+  assert.equal(again.buffer, large.buffer);
+  releaseReceivedMemory(again);
+});
