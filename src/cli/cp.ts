@@ -46,9 +46,12 @@ export async function runCopy(
   if (source.kind === "container" && destination.kind !== "container") {
     const location = { containerId: source.containerId, path: source.path };
     if (destination.kind === "stdio") {
+      // Standard output is a file, a pipe or a terminal, each done with a
+      // chunk once its write callback runs.
       await copyArchiveFromContainer(client, location, process.stdout, {
         ...options,
         endSink: false,
+        reuseChunks: true,
       });
       return;
     }

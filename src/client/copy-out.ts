@@ -127,7 +127,7 @@ export async function copyContainerToTar(
   client: Client,
   source: ContainerLocation,
   sink: ByteSink,
-  options: CopyOptions & { endSink?: boolean },
+  options: CopyOptions & { endSink?: boolean; reuseChunks?: boolean },
 ): Promise<CopySummary> {
   const from = await inspectContainerSource(client, source, options);
   const transfer = {
@@ -146,9 +146,12 @@ export async function copyContainerToTar(
     const writable = "getWriter" in sink ? Writable.fromWeb(sink) : sink;
     // The renamer always ends after the archive, so that the pipeline
     // finishes. `endSink` applies to the caller's sink only.
+    // The renamer passes body chunks on as they are, so its write
+    // callback does not mean that the sink is done with them.
     const receiving = receiveArchive(client, from.location, renamer, {
       ...transfer,
       endSink: true,
+      reuseChunks: false,
     });
     receiving.catch((error) => renamer.destroy(error));
     const [bytes] = await Promise.all([

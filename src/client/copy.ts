@@ -111,12 +111,16 @@ export function copyArchiveIntoContainer(
  * Writes the tar archive of the container path `source` to `sink`
  * (`docker cp CONTAINER:PATH -`). With `followLink`, a symlink source is
  * archived as what it names, under the symlink's name.
+ *
+ * `reuseChunks` declares that `sink` is done with a chunk once it has
+ * called the chunk's write callback, as a file or a pipe is and a
+ * PassThrough is not, so that received memory can be reused.
  */
 export function copyArchiveFromContainer(
   client: Client,
   source: ContainerLocation,
   sink: ByteSink,
-  options: CopyOptions & { endSink?: boolean } = {},
+  options: CopyOptions & { endSink?: boolean; reuseChunks?: boolean } = {},
 ): Promise<CopySummary> {
   return explainUnsupported(
     client,

@@ -209,3 +209,44 @@ test("non-UTF-8 source name explained", async (t) => {
   assert.match(result.stderr, /no such file or directory/);
   assert.match(result.stderr, /not valid UTF-8/);
 });
+
+test("copy out to a slow pipe intact", async (t) => {
+  const { socket, rootfs } = await startCopyEndpoint(t);
+  const content = Buffer.alloc(24 * 1024 * 1024);
+  for (let index = 0; index < content.length; index += 4) {
+    content.writeUInt32LE(index, index);
+  }
+  await writeFile(join(rootfs, "big"), content);
+  const child = spawn(process.execPath, [
+    mainScript,
+    "--address",
+    socket,
+    "--protocol",
+    protocol,
+    "cp",
+    "c1:/big",
+    "-",
+  ]);
+
+  // Reads in bursts with pauses, so that writes to the pipe wait while
+  // more messages arrive and the received memory could be reused early.
+  const chunks: Buffer[] = [];
+  child.stdout.on("data", (chunk: Buffer) => {
+    chunks.push(chunk);
+    if (chunks.length % 8 === 0) {
+      child.stdout.pause();
+      setTimeout(() => child.stdout.resume(), 20);
+    }
+  });
+  const [code] = await Promise.all([
+    once(child, "exit").then(([exitCode]) => exitCode),
+    once(child.stdout, "end"),
+  ]);
+
+  assert.equal(code, 0);
+  const archive = Buffer.concat(chunks);
+  // One header block, then the body.
+  const body = archive.subarray(512, 512 + content.length);
+  assert.equal(body.length, content.length);
+  assert.ok(body.equals(content), "the archive body differs from the file");
+});
