@@ -169,7 +169,7 @@ export class EntryWriter {
       return false;
     }
     const names = pathComponents(entry.path);
-    const parent = this.#keptParent(names);
+    const parent = this.#cachedParent(names);
     if (parent === undefined) {
       return false;
     }
@@ -489,16 +489,16 @@ export class EntryWriter {
    * Returns the parent of `names` if it is the directory kept open from
    * the previous entry and still valid, without opening anything.
    */
-  #keptParent(names: string[]): EntryParent | undefined {
-    const kept = this.#parent;
-    if (kept === undefined || this.#parentStale || names.length === 0) {
+  #cachedParent(names: string[]): EntryParent | undefined {
+    const cached = this.#parent;
+    if (cached === undefined || this.#parentStale || names.length === 0) {
       return undefined;
     }
     const key = names.slice(0, -1).join("/");
-    if (kept.key !== key) {
+    if (cached.key !== key) {
       return undefined;
     }
-    const directory = kept.lease.directory;
+    const directory = cached.lease.directory;
     const name = names[names.length - 1]!;
     return { directory, name, path: childPath(directory, name) };
   }

@@ -47,6 +47,20 @@ async function tempDir(t: { after(fn: () => unknown): void }) {
   return dir;
 }
 
+/** Starts `cp SOURCE -` against `socket`, its standard output a pipe. */
+function spawnCopyOut(socket: string, source: string) {
+  return spawn(process.execPath, [
+    mainScript,
+    "--address",
+    socket,
+    "--protocol",
+    protocol,
+    "cp",
+    source,
+    "-",
+  ]);
+}
+
 /** Runs `serve` over the folder `dir`/root with the socket options given. */
 async function runServe(
   dir: string,
@@ -156,16 +170,7 @@ test("image command names the endpoint", async (t) => {
 test("closed standard output named, not the server", async (t) => {
   const { socket, rootfs } = await startCopyEndpoint(t);
   await writeFile(join(rootfs, "big"), Buffer.alloc(32 * 1024 * 1024, 1));
-  const child = spawn(process.execPath, [
-    mainScript,
-    "--address",
-    socket,
-    "--protocol",
-    protocol,
-    "cp",
-    "c1:/big",
-    "-",
-  ]);
+  const child = spawnCopyOut(socket, "c1:/big");
   let stderr = "";
   child.stderr.on("data", (chunk: Buffer) => {
     stderr += chunk.toString();
@@ -217,16 +222,7 @@ test("copy out to a slow pipe intact", async (t) => {
     content.writeUInt32LE(index, index);
   }
   await writeFile(join(rootfs, "big"), content);
-  const child = spawn(process.execPath, [
-    mainScript,
-    "--address",
-    socket,
-    "--protocol",
-    protocol,
-    "cp",
-    "c1:/big",
-    "-",
-  ]);
+  const child = spawnCopyOut(socket, "c1:/big");
 
   // Reads in bursts with pauses, so that writes to the pipe wait while
   // more messages arrive and the received memory could be reused early.
