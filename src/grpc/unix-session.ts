@@ -14,7 +14,11 @@ import {
   Http2SessionManager,
   type Http2SessionOptions,
 } from "@connectrpc/connect-node";
-import { http2Settings } from "./limits.js";
+import {
+  http2Settings,
+  mayWidenClientWindow,
+  widenConnectionWindow,
+} from "./limits.js";
 import { watchStream } from "./stream-watch.js";
 
 const debug = debuglog("grpc");
@@ -104,6 +108,15 @@ export class UnixSessionManager extends Http2SessionManager {
       session.on("error", (error) => {
         this.#socketError ??= error;
         debug("session error on %s: %s", this.path, error.message);
+      });
+      // The server's SETTINGS arrive after the connection opens, so they
+      // are still to come when its first stream is made.
+      session.once("remoteSettings", (settings) => {
+        const window = settings.initialWindowSize ?? 0;
+        if (!session.destroyed && mayWidenClientWindow(window)) {
+          widenConnectionWindow(session);
+          debug("widened the connection window on %s", this.path);
+        }
       });
     }
     watchStream(
