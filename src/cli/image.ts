@@ -231,6 +231,7 @@ async function runExport(
     await exportImage(client, names, process.stdout, {
       ...options,
       endSink: false,
+      reuseChunks: true,
     });
     return;
   }
@@ -248,6 +249,8 @@ async function runExport(
       createWriteStream(partial, { highWaterMark: exportBufferBytes }),
       {
         ...options,
+        // A file stream is done with a chunk once its write callback runs.
+        reuseChunks: true,
         onBytes: (bytes) => progress.update(bytes),
       },
     );

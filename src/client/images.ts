@@ -154,6 +154,12 @@ export interface ExportImageOptions extends ImageOperationOptions {
   skipNonDistributable?: boolean;
   /** Whether to end `sink` after the archive. Default true. */
   endSink?: boolean;
+  /**
+   * Declares that `sink` is done with a chunk once it has called the
+   * chunk's write callback, as a file or a pipe is and a PassThrough is
+   * not, so that received memory can be reused. Default false.
+   */
+  reuseChunks?: boolean;
   /** Called with the archive bytes received so far. */
   onBytes?: (totalBytes: number) => void;
   /**
@@ -193,6 +199,7 @@ export async function exportImage(
     skipCompatibilityManifest: options.skipCompatibilityManifest ?? false,
     skipNonDistributable: options.skipNonDistributable ?? false,
     endSink: options.endSink,
+    reuseChunks: options.reuseChunks,
     idleTimeoutMs: options.idleTimeoutMs,
     // containerd's sender keeps its credit in an int32 and sends as much as
     // it is granted, so a larger grant saves a round trip per 64 KiB.

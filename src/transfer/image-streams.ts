@@ -108,6 +108,7 @@ export class ImageExportStream extends StreamEnd {
       await receiveBytes(stream, this.#sink, {
         windowBytes: this.#options.windowBytes,
         endSink: this.#options.endSink,
+        reuseChunks: this.#options.reuseChunks,
         signal: AbortSignal.any([signal, this.#stall.signal]),
         onBytes: (total) => {
           this.#received = total;
