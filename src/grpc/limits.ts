@@ -16,10 +16,11 @@ export function sessionMemoryMegabytes(maxMessageBytes: number): number {
 }
 
 /**
- * HTTP/2 flow-control window of each stream, of the server's
- * connections and of the client's connections to grpc-go: 4 MiB. HTTP/2 starts both at 64 KiB, which lets one stream
- * have only 64 KiB in flight on a local socket. grpc-go grows its windows
- * by measuring the link, and a fixed larger window serves a local socket.
+ * HTTP/2 flow-control window of each stream, of the server's connections
+ * and of the client's connections to grpc-go: 4 MiB. HTTP/2 starts both
+ * at 64 KiB, which lets one stream have only 64 KiB in flight on a local
+ * socket. grpc-go grows its windows by measuring the link, and a fixed
+ * larger window serves a local socket.
  */
 export const http2WindowBytes = 4 * 1024 * 1024;
 

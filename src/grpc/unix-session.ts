@@ -113,9 +113,20 @@ export class UnixSessionManager extends Http2SessionManager {
       // are still to come when its first stream is made.
       session.once("remoteSettings", (settings) => {
         const window = settings.initialWindowSize ?? 0;
-        if (!session.destroyed && mayWidenClientWindow(window)) {
+        if (session.destroyed || !mayWidenClientWindow(window)) {
+          return;
+        }
+        // A failure here would be thrown out of Node.js's frame handling;
+        // the connection then keeps its 64 KiB window.
+        try {
           widenConnectionWindow(session);
           debug("widened the connection window on %s", this.path);
+        } catch (error) {
+          debug(
+            "failed to widen the connection window on %s: %s",
+            this.path,
+            error,
+          );
         }
       });
     }
