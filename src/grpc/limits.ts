@@ -36,21 +36,26 @@ export function widenConnectionWindow(session: {
   session.setLocalWindowSize(http2WindowBytes);
 }
 
-/** The stream window that HTTP/2 starts with: 65 535 bytes. */
-export const http2DefaultWindowBytes = 65_535;
+/**
+ * Payload of the PING frames with which grpc-go measures a connection to
+ * size its flow-control windows (its "BDP ping"). containerd 1.7 sends
+ * one as soon as a client's first frames arrive.
+ */
+const grpcGoWindowPing = Buffer.from([2, 4, 16, 16, 9, 14, 7, 7]);
 
 /**
- * Whether a client may widen its connection window, judged from the
- * stream window in the server's SETTINGS. Widened against this package's
- * server, which announces {@link http2WindowBytes}, 10 concurrent echoes
- * stalled for good on Node.js 20.20: both ends had writes pending on the
- * socket and neither read again. grpc-go, and so containerd, announces
- * HTTP/2's default, reads frames in a goroutine apart from its writer and
- * grows its windows itself. Against it, a 64 KiB connection window allows
- * only two of its 32 KiB Data messages in flight.
+ * Whether a PING from the server shows that the client may widen its
+ * connection window. Only grpc-go's window measurement does, and grpc-go
+ * reads frames in a goroutine apart from its writer. Node.js HTTP/2
+ * endpoints were seen to stop reading their socket while socket writes
+ * of their own were pending. So a widened client and a Node.js server
+ * that widened its own window can fill the socket both ways and wait on
+ * each other for good: 8 concurrent echoes did so once the client's
+ * window was 192 KiB or more, and not at 160 KiB (Node.js 20.20, unix
+ * socket).
  */
-export function mayWidenClientWindow(serverStreamWindow: number): boolean {
-  return serverStreamWindow === http2DefaultWindowBytes;
+export function mayWidenClientWindow(pingPayload: Uint8Array): boolean {
+  return Buffer.compare(pingPayload, grpcGoWindowPing) === 0;
 }
 
 /** Maximum delay of a Node.js timer, in ms: about 24.8 days. */

@@ -109,13 +109,11 @@ export class UnixSessionManager extends Http2SessionManager {
         this.#socketError ??= error;
         debug("session error on %s: %s", this.path, error.message);
       });
-      // The server's SETTINGS arrive after the connection opens, so they
-      // are still to come when its first stream is made.
-      session.once("remoteSettings", (settings) => {
-        const window = settings.initialWindowSize ?? 0;
-        if (session.destroyed || !mayWidenClientWindow(window)) {
+      const widen = (payload: Buffer) => {
+        if (session.destroyed || !mayWidenClientWindow(payload)) {
           return;
         }
+        session.off("ping", widen);
         // A failure here would be thrown out of Node.js's frame handling;
         // the connection then keeps its 64 KiB window.
         try {
@@ -128,7 +126,8 @@ export class UnixSessionManager extends Http2SessionManager {
             error,
           );
         }
-      });
+      };
+      session.on("ping", widen);
     }
     watchStream(
       stream,

@@ -1,34 +1,48 @@
 /**
- * The client's HTTP/2 connection window, as its server sees it: widened
- * against a server with HTTP/2's default stream window (grpc-go), left at
- * 64 KiB against one with a wider window (this package's server).
+ * The client's HTTP/2 connection window, read on the server: widened
+ * after a PING with grpc-go's window-measurement payload, left at 64 KiB
+ * otherwise, and never a cause of a stall against a Node.js server.
  */
 import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
 import * as http2 from "node:http2";
+import { createInterface } from "node:readline";
 import { type TestContext, test } from "node:test";
-import type { Any } from "@bufbuild/protobuf/wkt";
+import { fileURLToPath } from "node:url";
+import { create } from "@bufbuild/protobuf";
+import { type Any, AnySchema } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { Streaming } from "../../src/gen/containerd/services/streaming/v1/streaming_pb.js";
 import { createGrpcTransport } from "../../src/grpc/index.js";
 import { http2WindowBytes } from "../../src/grpc/limits.js";
 import { tempSocket, textAny } from "./harness.js";
 
-/**
- * Returns the connection window that the server may fill after two calls
- * in a row, each answered with no message. The client's window update, if
- * any, reaches the server before the second call does.
- */
-async function serverSendWindow(
-  t: TestContext,
-  settings: http2.Settings,
-): Promise<number> {
-  const path = await tempSocket(t);
-  const server = http2.createServer({ settings });
+const grpcGoPing = Buffer.from([2, 4, 16, 16, 9, 14, 7, 7]);
+const wideEchoServer = fileURLToPath(
+  new URL("./fixtures/wide-echo-server.js", import.meta.url),
+);
 
+interface ServerSetup {
+  /** Payload of a PING that the server sends as each connection opens. */
+  ping?: Buffer;
+}
+
+/**
+ * Starts a raw HTTP/2 server with HTTP/2's default settings, as grpc-go
+ * announces them, and returns a Streaming client and the server's
+ * sessions.
+ */
+async function startServer(t: TestContext, setup: ServerSetup) {
+  const path = await tempSocket(t);
+  const server = http2.createServer();
   const sessions: http2.ServerHttp2Session[] = [];
   server.on("session", (session) => {
     session.on("error", () => {});
     sessions.push(session);
+    if (setup.ping) {
+      session.ping(setup.ping, () => {});
+    }
   });
   server.on("stream", (stream) => {
     stream.on("error", () => {});
@@ -48,12 +62,25 @@ async function serverSendWindow(
     await transport.close();
     await new Promise((resolve) => server.close(resolve));
   });
-  const client = createClient(Streaming, transport);
+  return { client: createClient(Streaming, transport), sessions };
+}
+
+/**
+ * Returns the connection window that the server may fill after two calls
+ * in a row, each with an empty response. The client's window update, if
+ * any, reaches the server before the second call does.
+ */
+async function serverSendWindow(
+  t: TestContext,
+  setup: ServerSetup,
+): Promise<number> {
+  const { client, sessions } = await startServer(t, setup);
   for (let call = 0; call < 2; call++) {
     for await (const _ of client.stream(one())) {
       assert.fail("the server sends no message");
     }
   }
+
   assert.equal(sessions.length, 1, "both calls share one connection");
   const window = sessions[0]!.state.remoteWindowSize;
   assert.ok(window !== undefined, "the session reports its window");
@@ -65,13 +92,79 @@ async function* one(): AsyncIterable<Any> {
 }
 
 test("connection window widened for grpc-go", async (t) => {
-  const window = await serverSendWindow(t, {});
+  const window = await serverSendWindow(t, { ping: grpcGoPing });
   assert.equal(window, http2WindowBytes);
 });
 
-test("connection window kept for own server", async (t) => {
+test("connection window kept without a ping", async (t) => {
+  const window = await serverSendWindow(t, {});
+  assert.equal(window, 65_535);
+});
+
+test("connection window kept for another ping", async (t) => {
   const window = await serverSendWindow(t, {
-    initialWindowSize: http2WindowBytes,
+    ping: Buffer.from("abcdefgh"),
   });
   assert.equal(window, 65_535);
 });
+
+test("echoes complete against a widened Node.js server", async (t) => {
+  // A Node.js server with default settings and a wide window of its own,
+  // in another process: 8 or more concurrent echoes stalled for good when
+  // the client widened its window against it too.
+  const path = await tempSocket(t);
+  const child = await spawnWideEchoServer(path);
+  const transport = createGrpcTransport({ path });
+  t.after(async () => {
+    child.kill("SIGKILL");
+    await transport.close();
+  });
+  const client = createClient(Streaming, transport);
+  const streams = 10;
+  const messages = 10;
+  async function* input(): AsyncIterable<Any> {
+    for (let i = 0; i < messages; i++) {
+      yield create(AnySchema, {
+        typeUrl: "bytes",
+        value: new Uint8Array(32 * 1024),
+      });
+    }
+  }
+
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error("echoes stalled")), 15_000);
+  });
+  const echoes = Promise.all(
+    Array.from({ length: streams }, async () => {
+      let received = 0;
+      for await (const _ of client.stream(input())) {
+        received++;
+      }
+      return received;
+    }),
+  );
+  echoes.catch(() => {});
+  try {
+    const counts = await Promise.race([echoes, stalled]);
+    assert.deepEqual(counts, Array(streams).fill(messages));
+  } finally {
+    clearTimeout(timer);
+  }
+});
+
+/** Starts the wide echo server in a child process and waits until it listens. */
+async function spawnWideEchoServer(path: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [wideEchoServer, path], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const [line] = (await Promise.race([
+    once(lines, "line"),
+    once(child, "exit").then(([code]) => {
+      throw new Error(`echo server exited with ${code} before it listened`);
+    }),
+  ])) as [string];
+  assert.equal(line, "ready");
+  return child;
+}
