@@ -118,6 +118,17 @@ export class EntryWriter {
   async write(entry: ReadEntry, stop: AbortSignal): Promise<void> {
     const names = pathComponents(entry.path);
     const where = this.#display(names);
+    if (hasUndecodedBytes(entry)) {
+      this.#options.warn(
+        "name-skipped",
+        `skipped "${where}": its name or link target contains U+FFFD, ` +
+          "which stands for bytes that are not valid UTF-8, so it could " +
+          "be written under the name of another entry",
+        where,
+      );
+      this.summary.skipped++;
+      return;
+    }
     if (names.length === 0) {
       // The destination itself, such as the `./` of a packed root.
       this.summary.skipped++;
@@ -163,6 +174,9 @@ export class EntryWriter {
   writeBuffered(entry: ReadEntry): boolean | Promise<void> {
     const isFile = entry.type === "File" || entry.type === "OldFile";
     if (!isFile || entry.size > smallFileBytes || entry.blockRemain !== 0) {
+      return false;
+    }
+    if (hasUndecodedBytes(entry)) {
       return false;
     }
     if (performance.now() - this.#lastYield > maxSyncMs) {
@@ -585,4 +599,15 @@ async function* bodyChunks(
     }
     yield next.value;
   }
+}
+
+/**
+ * Whether node-tar replaced bytes of the entry's name or link target that
+ * are not valid UTF-8 with U+FFFD. Two different names can then decode to
+ * the same text. A name that really contains U+FFFD is caught too.
+ */
+function hasUndecodedBytes(entry: ReadEntry): boolean {
+  return (
+    entry.path.includes("\uFFFD") || (entry.linkpath ?? "").includes("\uFFFD")
+  );
 }

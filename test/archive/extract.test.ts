@@ -18,6 +18,7 @@ import { gzipSync } from "node:zlib";
 import { Header, Pax } from "tar";
 import { extractArchive } from "../../src/archive/index.js";
 import { Code, TransferError } from "../../src/errors/index.js";
+import { rawTar } from "../helpers/raw-tar.js";
 import {
   chunked,
   isRoot,
@@ -237,6 +238,36 @@ test("unknown typeflag skipped with warning", async (t) => {
   ]);
   assert.equal(summary.entries, 1);
   assert.equal(await readFile(join(root, "next"), "utf8"), "n");
+});
+
+test("names not valid UTF-8 skipped", async (t) => {
+  // Both names decode to "a" and U+FFFD: written, the second would
+  // replace the first.
+  const { root } = await makeLayout(t);
+  await mkdir(join(root, "in"));
+  const warnings: string[] = [];
+
+  const summary = await extractArchive(
+    root,
+    "/in",
+    chunked(
+      rawTar([
+        { name: Buffer.from([0x61, 0xff]), body: "one" },
+        { name: Buffer.from([0x61, 0xfe]), body: "two" },
+        { name: "link", type: "2", linkname: "b\uFFFD" },
+        { name: "kept", body: "three" },
+      ]),
+    ),
+    { onWarning: (code, _message, path) => warnings.push(`${code} ${path}`) },
+  );
+
+  assert.deepEqual(warnings, [
+    "name-skipped /in/a\uFFFD",
+    "name-skipped /in/a\uFFFD",
+    "name-skipped /in/link",
+  ]);
+  assert.deepEqual(summary, { entries: 1, skipped: 3, bytes: 5 });
+  assert.deepEqual(await readdir(join(root, "in")), ["kept"]);
 });
 
 test("marker-only archive extracts nothing", async (t) => {

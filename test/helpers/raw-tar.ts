@@ -3,7 +3,8 @@
  * packer refuses to write (`..` names, absolute names, links out).
  */
 export interface RawEntry {
-  name: string;
+  /** The name, as UTF-8 text or as raw bytes. */
+  name: string | Buffer;
   /** Typeflag: "0" file, "1" hard link, "2" symlink, "3" char device, "5" directory, "6" fifo. */
   type?: string;
   body?: string | Buffer;
@@ -36,7 +37,11 @@ export function rawTar(
 
 function header(entry: RawEntry, size: number): Buffer {
   const block = Buffer.alloc(512);
-  block.write(entry.name, 0, 100, "utf8");
+  if (typeof entry.name === "string") {
+    block.write(entry.name, 0, 100, "utf8");
+  } else {
+    entry.name.copy(block, 0, 0, 100);
+  }
   octal(block, 100, 8, entry.mode ?? (entry.type === "5" ? 0o755 : 0o644));
   octal(block, 108, 8, 0);
   octal(block, 116, 8, 0);
