@@ -3,13 +3,20 @@
  * rules: a tar archive extracted under a container directory, and the
  * tar archive of a container path.
  */
+
+import type { ArchiveWarningCode, WarningHandler } from "../archive/index.js";
 import { abortReason, TransferError } from "../errors/index.js";
 import {
   type ByteSink,
   type ByteSource,
   largeWindowBytes,
 } from "../streaming/index.js";
-import { ContainerPath, ReadStream, WriteStream } from "../transfer/index.js";
+import {
+  ContainerPath,
+  progressWarning,
+  ReadStream,
+  WriteStream,
+} from "../transfer/index.js";
 import type { Client, TransferOptions } from "./client.js";
 
 /** A path inside a container. */
@@ -22,6 +29,11 @@ export interface ArchiveTransferOptions
   extends Omit<TransferOptions, "onProgress"> {
   /** Called with the total archive bytes moved so far. */
   onBytes?: (totalBytes: number) => void;
+  /**
+   * Receives the warnings that the server reports through Progress
+   * events, such as entries it skipped, with the container path.
+   */
+  onWarning?: WarningHandler;
 }
 
 /**
@@ -90,7 +102,25 @@ export async function receiveArchive(
  * whose `onProgress` takes copy progress rather than server events.
  */
 function transferOptions(options: ArchiveTransferOptions): TransferOptions {
-  return { signal: options.signal, progressGraceMs: options.progressGraceMs };
+  const { onWarning } = options;
+  return {
+    signal: options.signal,
+    progressGraceMs: options.progressGraceMs,
+    // Asking for progress events costs one more stream, so only a caller
+    // that takes warnings gets one.
+    onProgress: onWarning
+      ? (event) => {
+          const warning = progressWarning(event);
+          if (warning !== undefined) {
+            onWarning(
+              warning.code as ArchiveWarningCode,
+              warning.message,
+              warning.path,
+            );
+          }
+        }
+      : undefined,
+  };
 }
 
 /**

@@ -16,7 +16,13 @@ export {
   type RegistryWarning,
   type RegistryWarningCode,
 } from "./oci-registry.js";
-export { type Progress, readProgress } from "./progress.js";
+export {
+  type Progress,
+  type ProgressWarning,
+  progressWarning,
+  readProgress,
+  warningEvent,
+} from "./progress.js";
 export {
   ReadStream,
   type SendingOptions,

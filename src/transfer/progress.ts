@@ -24,3 +24,26 @@ export async function readProgress(
     onProgress(unpackAny(message, ProgressSchema));
   }
 }
+
+/**
+ * Progress event with which this package's server reports a warning of a
+ * copy, such as an entry it skipped: `name` is the container path and
+ * `parents` contains the warning's code and its message.
+ */
+export const warningEvent = "warning";
+
+/** A warning carried by a Progress event. */
+export interface ProgressWarning {
+  code: string;
+  message: string;
+  path: string;
+}
+
+/** Returns the warning that `event` carries, or undefined for other events. */
+export function progressWarning(event: Progress): ProgressWarning | undefined {
+  const [code, message] = event.parents;
+  if (event.event !== warningEvent || code === undefined) {
+    return undefined;
+  }
+  return { code, message: message ?? code, path: event.name };
+}

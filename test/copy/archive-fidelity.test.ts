@@ -201,6 +201,51 @@ test("special files skipped on copy in", async (t) => {
   }
 });
 
+test("server warnings reach the client", async (t) => {
+  // The server skips these entries; only its Progress events tell the
+  // client.
+  const endpoint = await startCopyEndpoint(t);
+  await mkdir(join(endpoint.rootfs, "in"));
+  const archive = rawTar([
+    { name: Buffer.from([0x61, 0xff]), body: "one" },
+    { name: "dev", type: "3" },
+    { name: "kept", body: "k" },
+  ]);
+  const inWarnings: string[] = [];
+
+  await copyArchiveIntoContainer(
+    endpoint.client,
+    Readable.from([archive]),
+    { containerId, path: "/in" },
+    { onWarning: (code, _message, path) => inWarnings.push(`${code} ${path}`) },
+  );
+
+  assert.deepEqual(inWarnings, [
+    "name-skipped /in/a\uFFFD",
+    "type-skipped /in/dev",
+  ]);
+  assert.deepEqual(await readdir(join(endpoint.rootfs, "in")), ["kept"]);
+
+  const data = join(endpoint.rootfs, "data");
+  await mkdir(data);
+  await writeFile(join(data, "kept"), "k");
+  await writeFile(
+    Buffer.concat([Buffer.from(`${data}/`), Buffer.from([0x62, 0xff])]),
+    "x",
+  );
+  const outWarnings: string[] = [];
+
+  await copyFromContainer(
+    endpoint.client,
+    { containerId, path: "/data" },
+    join(endpoint.local, "out"),
+    { onWarning: (code) => outWarnings.push(code) },
+  );
+
+  assert.deepEqual(outWarnings, ["name-skipped"]);
+  assert.deepEqual(await readdir(join(endpoint.local, "out")), ["kept"]);
+});
+
 test("special files skipped on copy out", async (t) => {
   const endpoint = await startCopyEndpoint(t);
   const data = join(endpoint.rootfs, "data");

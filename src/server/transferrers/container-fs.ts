@@ -4,6 +4,7 @@
  * ContainerPath extracts the archive under the path.
  */
 import {
+  type ArchiveWarningCode,
   extractArchive,
   HandoffSink,
   packChunks,
@@ -15,7 +16,7 @@ import {
   type Stream,
   sendBytes,
 } from "../../streaming/index.js";
-import { tarMediaType } from "../../transfer/index.js";
+import { tarMediaType, warningEvent } from "../../transfer/index.js";
 import type { ContainerRoots } from "../container-roots.js";
 import type { TransferEnd } from "../transfer-ends.js";
 import type { TransferContext, Transferrer } from "../transferrer.js";
@@ -81,7 +82,7 @@ async function copyOut(
     noWalk: source.noWalk,
     signal: context.signal,
     onWarning: (code, message, path) =>
-      context.log.warn(message, { code, path, container: source.containerId }),
+      warn(context, code, message, path, source.containerId),
     reuseChunk: reuseAfterSend,
   });
   await sendBytes(stream, archive, { signal: context.signal });
@@ -106,11 +107,7 @@ async function copyIn(
     preserveOwnership: destination.preserveOwnership,
     signal: context.signal,
     onWarning: (code, message, path) =>
-      context.log.warn(message, {
-        code,
-        path,
-        container: destination.containerId,
-      }),
+      warn(context, code, message, path, destination.containerId),
   });
   // Either side failing fails the other: the receiver's error destroys the
   // pipe the extractor reads, and the extractor's error aborts the stream.
@@ -140,4 +137,28 @@ function checkMediaType(mediaType: string, role: string): void {
       Code.InvalidArgument,
     );
   }
+}
+
+/**
+ * Logs a warning of the packer or the extractor and sends it to the
+ * client as a Progress event: `event` "warning", `name` the container
+ * path, `parents` the warning's code and its message.
+ */
+function warn(
+  context: TransferContext,
+  code: ArchiveWarningCode,
+  message: string,
+  path: string,
+  containerId: string,
+): void {
+  context.log.warn(message, { code, path, container: containerId });
+  context
+    .progress({ event: warningEvent, name: path, parents: [code, message] })
+    .catch((error: unknown) =>
+      context.log.warn("failed to send a warning to the client", {
+        code,
+        path,
+        error: error instanceof Error ? error.message : String(error),
+      }),
+    );
 }
