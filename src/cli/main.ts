@@ -11,6 +11,7 @@ import { runDemo } from "./demo.js";
 import { addImageCommand } from "./image.js";
 import { packageVersion } from "./package-info.js";
 import { addServeCommand } from "./serve.js";
+import { signalHandler } from "./signals.js";
 import { addStatCommand } from "./stat.js";
 
 interface GlobalFlags {
@@ -97,8 +98,12 @@ function buildProgram(): Command {
 }
 
 async function main(): Promise<void> {
-  process.once("SIGINT", () => interrupt.abort(new Error("interrupted")));
-  process.once("SIGTERM", () => interrupt.abort(new Error("terminated")));
+  const onSignal = signalHandler(interrupt, (message) => {
+    process.stderr.write(`containerd-transfer: ${message}\n`);
+    process.exit(130);
+  });
+  process.on("SIGINT", () => onSignal("interrupted"));
+  process.on("SIGTERM", () => onSignal("terminated"));
   const program = buildProgram();
   try {
     await program.parseAsync(process.argv);

@@ -7,7 +7,15 @@ import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import {
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  truncate,
+  writeFile,
+} from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -184,6 +192,44 @@ test("closed standard output named, not the server", async (t) => {
   assert.equal(code, 1, stderr);
   assert.match(stderr, /the output was closed by its reader \(EPIPE\)/);
   assert.doesNotMatch(stderr, /endpoint/);
+});
+
+test("copy out signalled twice cleans up", async (t) => {
+  // `timeout` and a terminal send a signal to the process and to its
+  // group, so the second can arrive while the first is handled.
+  const { socket, rootfs, local } = await startCopyEndpoint(t);
+  await writeFile(join(rootfs, "big"), "");
+  await truncate(join(rootfs, "big"), 4 * 1024 ** 3);
+  const child = spawn(process.execPath, [
+    mainScript,
+    ...["--address", socket, "--protocol", protocol],
+    ...["cp", "-q", "c1:/big", join(local, "out")],
+  ]);
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = once(child, "exit");
+
+  // The staging folder shows that the copy is under way.
+  for (let wait = 0; (await readdir(local)).length === 0; wait++) {
+    assert.ok(wait < 200, "the copy never started");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  // Removing a large partial file takes long enough for the second
+  // signal to arrive during the clean-up.
+  await new Promise((resolve) => setTimeout(resolve, 700));
+  child.kill("SIGINT");
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  child.kill("SIGINT");
+  const [code, signal] = await exited;
+
+  // Node.js restores the default handlers as it exits, so a signal that
+  // arrives after the clean-up ends the process by itself: a shell shows
+  // 130 for both.
+  assert.ok(code === 130 || signal === "SIGINT", `${code} ${signal}`);
+  assert.match(stderr, /canceled: interrupted/);
+  assert.deepEqual(await readdir(local), []);
 });
 
 test("non-UTF-8 source name explained", async (t) => {

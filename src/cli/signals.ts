@@ -1,0 +1,38 @@
+/**
+ * The command's handling of SIGINT and SIGTERM. The first signal aborts
+ * the running command, which then cleans up and exits with 130. The same
+ * signal can arrive twice at once, because `timeout` and a terminal send
+ * it both to the process and to its process group, so another signal
+ * within {@link repeatedSignalMs} of the first is ignored. One after that
+ * is a request to stop at once.
+ */
+
+/** How long after the first signal another one counts as the same. */
+export const repeatedSignalMs = 1000;
+
+/**
+ * Returns the handler to call with the reason of each signal. `exit`
+ * runs for a signal that arrives after the repeat window, with a message
+ * to print; it must end the process.
+ */
+export function signalHandler(
+  interrupt: AbortController,
+  exit: (message: string) => void,
+  now: () => number = () => performance.now(),
+): (reason: string) => void {
+  let firstAt = 0;
+  return (reason) => {
+    if (!interrupt.signal.aborted) {
+      firstAt = now();
+      interrupt.abort(new Error(reason));
+      return;
+    }
+    if (now() - firstAt < repeatedSignalMs) {
+      return;
+    }
+    exit(
+      `${reason} again: exiting without cleaning up; a copy out may ` +
+        "leave a .containerd-transfer-* staging folder",
+    );
+  };
+}
