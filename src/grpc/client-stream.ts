@@ -261,7 +261,10 @@ class GrpcStreamCall<I extends DescMessage, O extends DescMessage>
         if (bytes === undefined) {
           break;
         }
-        this.#messages.push(fromBinary(this.#method.output, bytes));
+        this.#messages.push(
+          fromBinary(this.#method.output, bytes),
+          bytes.length,
+        );
       }
     } catch (error) {
       this.#fail(ConnectError.from(error, Code.Internal));

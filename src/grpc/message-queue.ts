@@ -1,11 +1,18 @@
 /**
  * Decoded messages of one HTTP/2 stream that wait for their reader. The
- * stream stops reading while 16 messages wait, so a slow reader leaves the
- * rest to HTTP/2 flow control instead of memory.
+ * stream stops reading while 16 messages or 4 MiB of them wait, so a slow
+ * reader leaves the rest to HTTP/2 flow control instead of memory.
  */
 
 /** Messages decoded ahead of the reader before the stream pauses. */
 const readAheadMessages = 16;
+/**
+ * Encoded bytes of the messages decoded ahead of the reader before the
+ * stream pauses. Without it, 16 messages of up to the 16 MiB limit could
+ * wait: a peer that ignored the byte-stream window pushed a client past
+ * 300 MB that way.
+ */
+const readAheadBytes = 4 * 1024 * 1024;
 
 /** The part of a Node.js readable stream that the queue pauses. */
 interface Pausable {
@@ -16,7 +23,8 @@ interface Pausable {
 
 export class MessageQueue<T> implements AsyncIterable<T> {
   readonly #stream: Pausable;
-  readonly #messages: T[] = [];
+  readonly #messages: { message: T; bytes: number }[] = [];
+  #queuedBytes = 0;
   #reader: (() => void) | undefined;
   #ended = false;
   // Thrown after the queued messages.
@@ -37,10 +45,14 @@ export class MessageQueue<T> implements AsyncIterable<T> {
     );
   }
 
-  /** Adds a message, pausing the stream once 16 wait. */
-  push(message: T): void {
-    this.#messages.push(message);
-    if (this.#messages.length >= readAheadMessages) {
+  /**
+   * Adds a message of `bytes` encoded bytes, pausing the stream once 16
+   * messages or 4 MiB wait.
+   */
+  push(message: T, bytes: number): void {
+    this.#messages.push({ message, bytes });
+    this.#queuedBytes += bytes;
+    if (this.#full()) {
       this.#stream.pause();
     }
     this.#wake();
@@ -69,15 +81,13 @@ export class MessageQueue<T> implements AsyncIterable<T> {
       if (this.#abortReason !== undefined) {
         throw this.#abortReason;
       }
-      if (this.#messages.length > 0) {
-        const message = this.#messages.shift() as T;
-        if (
-          this.#stream.isPaused() &&
-          this.#messages.length < readAheadMessages
-        ) {
+      const next = this.#messages.shift();
+      if (next !== undefined) {
+        this.#queuedBytes -= next.bytes;
+        if (this.#stream.isPaused() && !this.#full()) {
           this.#stream.resume();
         }
-        yield message;
+        yield next.message;
         continue;
       }
       if (this.#failure !== undefined) {
@@ -90,6 +100,13 @@ export class MessageQueue<T> implements AsyncIterable<T> {
         this.#reader = resolve;
       });
     }
+  }
+
+  #full(): boolean {
+    return (
+      this.#messages.length >= readAheadMessages ||
+      this.#queuedBytes >= readAheadBytes
+    );
   }
 
   #wake(): void {

@@ -236,7 +236,10 @@ class ServerStreamCall {
         if (bytes === undefined) {
           break;
         }
-        this.#messages.push(fromBinary(this.#spec.method.input, bytes));
+        this.#messages.push(
+          fromBinary(this.#spec.method.input, bytes),
+          bytes.length,
+        );
       }
     } catch (error) {
       this.#failInput(
