@@ -10,8 +10,9 @@ export type CopyEnd =
  * container path (`CONTAINER:` is its root), `-` is a tar stream on
  * standard input or output, and anything else is a local path. A local
  * path that contains a colon is written with a `./` or `/` prefix.
+ * `command` names the command in errors.
  */
-export function parseCopyEnd(argument: string): CopyEnd {
+export function parseCopyEnd(argument: string, command = "copy"): CopyEnd {
   if (argument === "-") {
     return { kind: "stdio" };
   }
@@ -28,7 +29,8 @@ export function parseCopyEnd(argument: string): CopyEnd {
   }
   if (colon === 0) {
     throw new TransferError(
-      `invalid copy argument "${argument}": the container name before ':' ` +
+      `invalid ${command} argument "${argument}": the container name ` +
+        "before ':' " +
         "is missing",
       Code.InvalidArgument,
     );

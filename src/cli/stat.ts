@@ -44,7 +44,7 @@ export async function runStat(
   flags: StatFlags,
   signal: AbortSignal,
 ): Promise<string> {
-  const end = parseCopyEnd(argument);
+  const end = parseCopyEnd(argument, "stat");
   if (end.kind !== "container") {
     throw new TransferError(
       `invalid stat argument "${argument}": name a container path as ` +
