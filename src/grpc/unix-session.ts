@@ -14,6 +14,7 @@ import {
   Http2SessionManager,
   type Http2SessionOptions,
 } from "@connectrpc/connect-node";
+import { connectHint } from "../transport/socket-path.js";
 import {
   http2Settings,
   mayWidenClientWindow,
@@ -197,11 +198,17 @@ function connectSocket(path: string, timeoutMs: number): net.Socket {
 }
 
 function connectFailure(path: string, cause: unknown): ConnectError {
-  const detail = cause instanceof Error ? cause.message : String(cause);
+  // A ConnectError's message starts with its code, such as "[internal]",
+  // which adds nothing to the reason of a failed connect.
+  const detail =
+    cause instanceof ConnectError
+      ? cause.rawMessage
+      : cause instanceof Error
+        ? cause.message
+        : String(cause);
   debug("failed to connect to %s: %s", path, detail);
   return new ConnectError(
-    `failed to connect to ${path}: ${detail}: check that the daemon is ` +
-      "running and the socket path is right",
+    `failed to connect to ${path}: ${detail}: ${connectHint(path, cause)}`,
     Code.Unavailable,
     undefined,
     undefined,

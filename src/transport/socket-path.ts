@@ -1,6 +1,7 @@
 /**
  * Makes a unix socket path free for a server to listen on.
  */
+import { statSync } from "node:fs";
 import { lstat, unlink } from "node:fs/promises";
 import { connect, type Server } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -109,4 +110,52 @@ function acceptsConnections(path: string): Promise<boolean> {
       }
     });
   });
+}
+
+/**
+ * Returns what to do after a failed connect to the unix socket `path`,
+ * judged from the system error code found in `error` or its causes.
+ */
+export function connectHint(path: string, error: unknown): string {
+  switch (systemErrorCode(error)) {
+    case "ENOENT":
+      return (
+        "no socket exists at that path: check the path, and that the " +
+        "daemon or `containerd-transfer serve` is running"
+      );
+    case "ECONNREFUSED":
+      if (!isSocket(path)) {
+        return "it is not a socket: name the socket the daemon listens on";
+      }
+      return (
+        "nothing accepts connections on it: start the daemon or " +
+        "`containerd-transfer serve`"
+      );
+    case "EACCES":
+      return "permission denied: run as a user that may open it, often root";
+    default:
+      return "check that the daemon is running and the socket path is right";
+  }
+}
+
+function systemErrorCode(error: unknown): string | undefined {
+  for (let cause = error, depth = 0; depth < 8; depth++) {
+    if (!(cause instanceof Error)) {
+      return undefined;
+    }
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (typeof code === "string" && code.startsWith("E")) {
+      return code;
+    }
+    cause = cause.cause;
+  }
+  return undefined;
+}
+
+function isSocket(path: string): boolean {
+  try {
+    return statSync(path).isSocket();
+  } catch {
+    return false;
+  }
 }

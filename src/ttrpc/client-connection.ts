@@ -6,6 +6,7 @@
 import * as net from "node:net";
 import { debuglog } from "node:util";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { connectHint } from "../transport/socket-path.js";
 import {
   describeFrame,
   type FrameHeader,
@@ -75,7 +76,8 @@ export class ClientConnection implements FrameSink {
         socket.destroy();
         reject(
           new ConnectError(
-            `failed to connect to ttrpc socket ${path}: ${error.message}`,
+            `failed to connect to ttrpc socket ${path}: ${error.message}: ` +
+              connectHint(path, error),
             Code.Unavailable,
             undefined,
             undefined,
