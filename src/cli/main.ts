@@ -50,7 +50,7 @@ function buildProgram(): Command {
     // short options, such as cp's -a, do not collide with them.
     .enablePositionalOptions()
     .exitOverride()
-    .showHelpAfterError()
+    .showHelpAfterError("(add --help for usage)")
     .hook("preAction", () => {
       programFlags = program.opts<GlobalFlags>();
     });

@@ -93,6 +93,15 @@ test("version matches package.json", async () => {
   assert.equal(result.stdout.trim(), manifest.version);
 });
 
+test("usage error gives a hint, not the help", async () => {
+  const result = await runCommand(["--protocol", "xx", "stat", "c1:/"]);
+
+  assert.equal(result.status, 2, result.stderr);
+  assert.match(result.stderr, /argument 'xx' is invalid/);
+  assert.match(result.stderr, /\(add --help for usage\)/);
+  assert.doesNotMatch(result.stderr, /Usage:/);
+});
+
 test("serve rejects one socket twice", async (t) => {
   const dir = await tempDir(t);
   const socket = join(dir, "both.sock");
