@@ -602,8 +602,8 @@ async function* bodyChunks(
 }
 
 /**
- * Whether node-tar replaced bytes of the entry's name or link target that
- * are not valid UTF-8 with U+FFFD. Two different names can then decode to
+ * Returns whether node-tar replaced bytes of the entry's name or link
+ * target that are not valid UTF-8 with U+FFFD. Two different names can then decode to
  * the same text. A name that really contains U+FFFD is caught too.
  */
 function hasUndecodedBytes(entry: ReadEntry): boolean {

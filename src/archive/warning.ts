@@ -7,9 +7,9 @@
  * - `type-skipped`: an entry of a type that is not extracted (device,
  *   FIFO, contiguous file, unknown typeflag) or not packed was skipped.
  * - `name-skipped`: a file whose name is not valid UTF-8 was left out of
- *   an archive, because entry names are stored as UTF-8 strings; or an
- *   archive entry whose name or link target decodes with U+FFFD was not
- *   extracted, because two such names can decode to the same text.
+ *   an archive, because entry names are stored as UTF-8 strings. On
+ *   extraction, an entry whose name or link target decodes with U+FFFD
+ *   was skipped, because two such names can decode to the same text.
  * - `vanished`: a file disappeared between listing its directory and
  *   reading it, and was left out.
  * - `changed`: a file was replaced or changed type between listing its

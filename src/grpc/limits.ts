@@ -50,7 +50,7 @@ const grpcGoWindowPing = Buffer.from([2, 4, 16, 16, 9, 14, 7, 7]);
  * endpoints were seen to stop reading their socket while socket writes
  * of their own were pending. So a widened client and a Node.js server
  * that widened its own window can fill the socket both ways and wait on
- * each other for good: 8 concurrent echoes did so once the client's
+ * each other for good. 8 concurrent echoes did so once the client's
  * window was 192 KiB or more, and not at 160 KiB (Node.js 20.20, unix
  * socket).
  */

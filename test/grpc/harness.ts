@@ -3,9 +3,13 @@
  * gRPC server on it and our gRPC client connected to it, all removed when
  * the test ends.
  */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import type { TestContext } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { type Any, AnySchema } from "@bufbuild/protobuf/wkt";
@@ -104,4 +108,26 @@ export async function rejection(
     clearTimeout(timer);
   }
   throw new Error("expected a rejection, but the promise resolved");
+}
+
+/**
+ * Starts the fixture `script` with the socket `path` in a child process
+ * and waits until it prints "ready".
+ */
+export async function spawnFixtureServer(
+  script: string,
+  path: string,
+): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [script, path], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const [line] = (await Promise.race([
+    once(lines, "line"),
+    once(child, "exit").then(([code]) => {
+      throw new Error(`${script} exited with ${code} before it listened`);
+    }),
+  ])) as [string];
+  assert.equal(line, "ready");
+  return child;
 }

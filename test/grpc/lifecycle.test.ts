@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { writeFile } from "node:fs/promises";
 import * as http2 from "node:http2";
-import { createInterface } from "node:readline";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { Any } from "@bufbuild/protobuf/wkt";
@@ -19,6 +17,7 @@ import {
   anyText,
   deferred,
   rejection,
+  spawnFixtureServer,
   startPair,
   tempSocket,
   textAny,
@@ -27,22 +26,6 @@ import {
 const holdServer = fileURLToPath(
   new URL("./fixtures/hold-server.js", import.meta.url),
 );
-
-/** Starts the hold server in a child process and waits until it listens. */
-async function spawnHoldServer(path: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [holdServer, path], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const lines = createInterface({ input: child.stdout! });
-  const [line] = (await Promise.race([
-    once(lines, "line"),
-    once(child, "exit").then(([code]) => {
-      throw new Error(`hold server exited with ${code} before it listened`);
-    }),
-  ])) as [string];
-  assert.equal(line, "ready");
-  return child;
-}
 
 /**
  * Opens a stream, sends one message and waits for its echo. Returns the
@@ -74,7 +57,7 @@ function assertUnavailable(error: unknown): void {
 
 test("killed server fails calls promptly", async (t) => {
   const path = await tempSocket(t);
-  let child = await spawnHoldServer(path);
+  let child = await spawnFixtureServer(holdServer, path);
   t.after(() => child.kill("SIGKILL"));
   const transport = createGrpcTransport({ path });
   t.after(() => transport.close());
@@ -93,7 +76,7 @@ test("killed server fails calls promptly", async (t) => {
 
   // The socket file is left behind; a new server replaces it and the same
   // transport connects again.
-  child = await spawnHoldServer(path);
+  child = await spawnFixtureServer(holdServer, path);
   const { call: again } = await openEcho(streaming);
   child.kill("SIGKILL");
   assertUnavailable(await rejection(again, 1000));
@@ -220,7 +203,7 @@ test("server close aborts streams after grace", async (t) => {
 
 test("listen replaces only stale sockets", async (t) => {
   const path = await tempSocket(t);
-  const child = await spawnHoldServer(path);
+  const child = await spawnFixtureServer(holdServer, path);
   child.kill("SIGKILL");
   await once(child, "exit");
   const first = createGrpcServer({ services: [] });

@@ -4,7 +4,7 @@ import { MessageQueue } from "../../src/grpc/message-queue.js";
 
 const mib = 1024 * 1024;
 
-/** A stand-in for the HTTP/2 stream that records pause and resume. */
+/** Returns a stand-in for the HTTP/2 stream that records pause and resume. */
 function pausable() {
   const stream = {
     paused: false,

@@ -4,10 +4,7 @@
  * otherwise, and never a cause of a stall against a Node.js server.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
 import * as http2 from "node:http2";
-import { createInterface } from "node:readline";
 import { type TestContext, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
@@ -16,7 +13,7 @@ import { createClient } from "@connectrpc/connect";
 import { Streaming } from "../../src/gen/containerd/services/streaming/v1/streaming_pb.js";
 import { createGrpcTransport } from "../../src/grpc/index.js";
 import { http2WindowBytes } from "../../src/grpc/limits.js";
-import { tempSocket, textAny } from "./harness.js";
+import { spawnFixtureServer, tempSocket, textAny } from "./harness.js";
 
 const grpcGoPing = Buffer.from([2, 4, 16, 16, 9, 14, 7, 7]);
 const wideEchoServer = fileURLToPath(
@@ -113,7 +110,7 @@ test("echoes complete against a widened Node.js server", async (t) => {
   // in another process: 8 or more concurrent echoes stalled for good when
   // the client widened its window against it too.
   const path = await tempSocket(t);
-  const child = await spawnWideEchoServer(path);
+  const child = await spawnFixtureServer(wideEchoServer, path);
   const transport = createGrpcTransport({ path });
   t.after(async () => {
     child.kill("SIGKILL");
@@ -152,19 +149,3 @@ test("echoes complete against a widened Node.js server", async (t) => {
     clearTimeout(timer);
   }
 });
-
-/** Starts the wide echo server in a child process and waits until it listens. */
-async function spawnWideEchoServer(path: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [wideEchoServer, path], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const lines = createInterface({ input: child.stdout! });
-  const [line] = (await Promise.race([
-    once(lines, "line"),
-    once(child, "exit").then(([code]) => {
-      throw new Error(`echo server exited with ${code} before it listened`);
-    }),
-  ])) as [string];
-  assert.equal(line, "ready");
-  return child;
-}
