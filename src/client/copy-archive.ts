@@ -125,7 +125,8 @@ function transferOptions(options: ArchiveTransferOptions): TransferOptions {
 
 /**
  * Returns an `onBytes` callback that feeds both the caller's `onBytes`
- * and its `onProgress` with the expected total.
+ * and its `onProgress` with the expected total that `totalBytes` returns
+ * at that moment.
  */
 export function reportBytes(
   options: {
@@ -135,11 +136,11 @@ export function reportBytes(
       totalBytes: number | undefined;
     }) => void;
   },
-  totalBytes: number | undefined,
+  totalBytes: () => number | undefined,
 ): (bytes: number) => void {
   return (bytes) => {
     options.onBytes?.(bytes);
-    options.onProgress?.({ bytes, totalBytes });
+    options.onProgress?.({ bytes, totalBytes: totalBytes() });
   };
 }
 

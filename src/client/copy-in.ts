@@ -55,9 +55,18 @@ export async function copyLocalToContainer(
     destination,
     options.signal,
   );
-  const totalBytes = options.onProgress
-    ? await estimateArchiveBytes(source.packed, source.stats)
-    : undefined;
+  // The estimate runs beside the copy, and progress carries no total
+  // until it is ready.
+  let totalBytes: number | undefined;
+  const estimating = new AbortController();
+  if (options.onProgress) {
+    estimateArchiveBytes(source.packed, source.stats, estimating.signal).then(
+      (bytes) => {
+        totalBytes = bytes;
+      },
+      () => {},
+    );
+  }
 
   const packing = packSource(source, plan, options);
   try {
@@ -67,7 +76,7 @@ export async function copyLocalToContainer(
       { containerId: destination.containerId, path: plan.directory },
       {
         ...options,
-        onBytes: reportBytes(options, totalBytes),
+        onBytes: reportBytes(options, () => totalBytes),
       },
     );
     return { bytes, path: plan.target };
@@ -83,6 +92,7 @@ export async function copyLocalToContainer(
       )
     );
   } finally {
+    estimating.abort();
     // Closes the files and directories of a walk that the sender left.
     await packing.archive.return(undefined).catch(() => {});
   }
@@ -118,7 +128,7 @@ export async function copyTarToContainer(
     client,
     source,
     { containerId: destination.containerId, path: found.path },
-    { ...options, onBytes: reportBytes(options, undefined) },
+    { ...options, onBytes: reportBytes(options, () => undefined) },
   ).catch((error) => {
     throw transferError(error, "-", shown, options.signal);
   });

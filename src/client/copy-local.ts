@@ -3,8 +3,8 @@
  * and the next step, symlink resolution for a destination, and the
  * archive size estimate that progress needs.
  */
-import type { Stats } from "node:fs";
-import { lstat, readdir, readlink } from "node:fs/promises";
+import { lstatSync, readdirSync, type Stats } from "node:fs";
+import { lstat, readlink } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import type { WarningHandler } from "../archive/index.js";
 import { Code, codeOfNodeError, TransferError } from "../errors/index.js";
@@ -117,44 +117,71 @@ export async function followLocalLinks(
   );
 }
 
+/** Entries the size estimate reads between two turns of the event loop. */
+const estimateSliceEntries = 256;
+
 /**
  * Estimates the size of the tar archive of a local path, in bytes: one
  * header block per entry, file content padded to blocks, and the
  * end-of-archive marker. Long or non-ASCII names and sizes of 8 GiB or
  * more add PAX headers, which the estimate counts for names over 100
- * bytes and for sizes. Hard links are counted as whole files.
+ * bytes and for sizes. Hard links are counted as whole files, and
+ * entries that fail to list or lstat are left out.
+ *
+ * The walk makes synchronous calls, because each takes microseconds where
+ * an asynchronous one adds a hop to the thread pool. It yields to the
+ * event loop every {@link estimateSliceEntries} entries, so that it can
+ * run beside the copy, and resolves with undefined once `signal` aborts.
  */
 export async function estimateArchiveBytes(
   path: string,
   stats: Stats,
-): Promise<number> {
-  return (await entryBytes(path, stats, "")) + 1024;
-}
-
-async function entryBytes(
-  path: string,
-  stats: Stats,
-  name: string,
-): Promise<number> {
-  let bytes = Buffer.byteLength(name) > 100 ? 3 * 512 : 512;
-  if (stats.isFile()) {
-    // A size over the 11 octal digits of USTAR needs a PAX header too.
-    const paxBytes = stats.size > 0o77777777777 ? 2 * 512 : 0;
-    return bytes + paxBytes + Math.ceil(stats.size / 512) * 512;
-  }
-  if (!stats.isDirectory()) {
-    return bytes;
-  }
-
-  const names = await readdir(path).catch(() => [] as string[]);
-  for (const child of names) {
-    const childPath = join(path, child);
-    const childStats = await lstat(childPath).catch(() => undefined);
-    if (childStats !== undefined) {
-      bytes += await entryBytes(childPath, childStats, `${name}/${child}`);
+  signal?: AbortSignal,
+): Promise<number | undefined> {
+  let bytes = entryBytes(stats, "") + 1024;
+  const directories = stats.isDirectory() ? [{ path, name: "" }] : [];
+  let sliced = 0;
+  for (let next = directories.pop(); next; next = directories.pop()) {
+    let names: string[];
+    try {
+      names = readdirSync(next.path);
+    } catch {
+      continue;
+    }
+    for (const child of names) {
+      if (++sliced === estimateSliceEntries) {
+        sliced = 0;
+        await new Promise(setImmediate);
+        if (signal?.aborted) {
+          return undefined;
+        }
+      }
+      const childPath = join(next.path, child);
+      let childStats: Stats;
+      try {
+        childStats = lstatSync(childPath);
+      } catch {
+        continue;
+      }
+      const name = `${next.name}/${child}`;
+      bytes += entryBytes(childStats, name);
+      if (childStats.isDirectory()) {
+        directories.push({ path: childPath, name });
+      }
     }
   }
   return bytes;
+}
+
+/** Bytes of one entry in the archive: its header blocks and its content. */
+function entryBytes(stats: Stats, name: string): number {
+  const headerBytes = Buffer.byteLength(name) > 100 ? 3 * 512 : 512;
+  if (!stats.isFile()) {
+    return headerBytes;
+  }
+  // A size over the 11 octal digits of USTAR needs a PAX header too.
+  const paxBytes = stats.size > 0o77777777777 ? 2 * 512 : 0;
+  return headerBytes + paxBytes + Math.ceil(stats.size / 512) * 512;
 }
 
 /**

@@ -130,9 +130,10 @@ export async function copyContainerToTar(
   options: CopyOptions & { endSink?: boolean; reuseChunks?: boolean },
 ): Promise<CopySummary> {
   const from = await inspectContainerSource(client, source, options);
+  const totalBytes = estimateBytes(from.stat);
   const transfer = {
     ...options,
-    onBytes: reportBytes(options, estimateBytes(from.stat)),
+    onBytes: reportBytes(options, () => totalBytes),
   };
   try {
     if (from.spec.contentsOnly || from.archiveName === from.spec.name) {
@@ -267,6 +268,7 @@ async function receiveInto(
   // The extractor is done with a chunk once it requests the next one, so
   // the transport can reuse the chunk's memory.
   const pipe = new HandoffSink();
+  const totalBytes = estimateBytes(from.stat);
   let firstFailure: TransferError | undefined;
 
   // Extraction names paths inside the staging directory, whose top entry
@@ -298,7 +300,7 @@ async function receiveInto(
     ...options,
     reuseChunks: true,
     signal,
-    onBytes: reportBytes(options, estimateBytes(from.stat)),
+    onBytes: reportBytes(options, () => totalBytes),
   });
   receiving.catch((error) => {
     firstFailure ??= transferError(

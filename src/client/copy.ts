@@ -41,7 +41,9 @@ export interface CopyProgress {
   bytes: number;
   /**
    * Estimated archive size: for a copy in, from the local source's
-   * sizes; for a copy out of a file, from its stat; otherwise undefined.
+   * sizes, which a walk beside the copy adds up (undefined in the events
+   * before it is done); for a copy out of a file, from its stat;
+   * otherwise undefined.
    */
   totalBytes: number | undefined;
 }

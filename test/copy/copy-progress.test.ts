@@ -19,6 +19,20 @@ function assertSteady(events: CopyProgress[], finalBytes: number): void {
   assert.equal(events.at(-1)?.bytes, finalBytes);
 }
 
+/**
+ * Checks that the last of `events` carries an estimated total within 1%
+ * of `sentBytes`, and that every event from the first with a total on
+ * carries the same one.
+ */
+function assertKnownTotal(events: CopyProgress[], sentBytes: number): void {
+  const total = events.at(-1)?.totalBytes;
+  assert.ok(total !== undefined, "no total in the last event");
+  const known = events.findIndex((event) => event.totalBytes !== undefined);
+  assert.ok(events.slice(known).every((event) => event.totalBytes === total));
+  const error = Math.abs(total - sentBytes) / sentBytes;
+  assert.ok(error < 0.01, `estimate ${total}, sent ${sentBytes}`);
+}
+
 test("copy in reports estimated total", async (t) => {
   const { client, local } = await startCopyEndpoint(t);
   await writeTree(local, { src: "/", "src/sub": "/", "src/tiny": "x" });
@@ -39,11 +53,30 @@ test("copy in reports estimated total", async (t) => {
 
   assertSteady(events, summary.bytes);
   assert.equal(bytes.at(-1), summary.bytes);
-  const total = events[0]?.totalBytes;
-  assert.ok(total !== undefined);
-  assert.ok(events.every((event) => event.totalBytes === total));
-  const error = Math.abs(total - summary.bytes) / summary.bytes;
-  assert.ok(error < 0.01, `estimate ${total}, sent ${summary.bytes}`);
+  assertKnownTotal(events, summary.bytes);
+});
+
+test("copy in total of many entries", async (t) => {
+  const { client, local } = await startCopyEndpoint(t);
+  const tree: Record<string, string> = { src: "/" };
+  for (let i = 0; i < 40; i++) {
+    tree[`src/d${i}`] = "/";
+    for (let j = 0; j < 25; j++) {
+      tree[`src/d${i}/f${j}`] = "x".repeat(i * 100 + j);
+    }
+  }
+  await writeTree(local, tree);
+  const events: CopyProgress[] = [];
+
+  const summary = await copyIntoContainer(
+    client,
+    join(local, "src"),
+    { containerId, path: "/data" },
+    { onProgress: (event) => events.push(event) },
+  );
+
+  assertSteady(events, summary.bytes);
+  assertKnownTotal(events, summary.bytes);
 });
 
 test("copy out of file reports total", async (t) => {
