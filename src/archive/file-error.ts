@@ -27,6 +27,13 @@ const errnoText: Record<string, string> = {
 };
 
 /**
+ * Actions that create a name in a directory the archive layer has open,
+ * where ENOENT cannot mean a missing parent. Linux's procfs returns ENOENT
+ * for every new name, and so does a directory removed while open.
+ */
+const createActions = new Set(["create", "create directory", "create symlink"]);
+
+/**
  * Converts a caught file system error to a TransferError whose message
  * names the failed action and the container path, such as
  * `failed to open "/etc/shadow": permission denied`. The code comes from
@@ -45,8 +52,13 @@ export function fileError(
     errno === undefined
       ? String(error instanceof Error ? error.message : error)
       : (errnoText[errno] ?? errno);
+  const hint =
+    errno === "ENOENT" && createActions.has(action)
+      ? " (its directory exists but takes no new names: a file system " +
+        "such as /proc, or a directory removed during the copy)"
+      : "";
   return new TransferError(
-    `failed to ${action} "${containerPath}": ${reason}`,
+    `failed to ${action} "${containerPath}": ${reason}${hint}`,
     codeOfNodeError(error) ?? Code.Unknown,
     error,
   );

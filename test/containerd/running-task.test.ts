@@ -167,3 +167,20 @@ test("running task: read-only rootfs rejects copy in", async (t) => {
     "root:x:0:0:root:/root:/bin/sh\n",
   );
 });
+
+test("running task: procfs rejects copy in", async (t) => {
+  const env = containerdEnv(t);
+  if (!env) return;
+  const { client } = await serveContainerd(t, env);
+
+  const failure = await copyIn(client, "c1", "/proc", [
+    { name: "added.txt", body: "x" },
+  ]).catch((error: unknown) => error);
+
+  assert.ok(failure instanceof TransferError, `got ${failure}`);
+  assert.match(failure.rawMessage, /failed to create "\/proc\/added\.txt"/);
+  assert.match(
+    failure.rawMessage,
+    /takes no new names: a file system such as \/proc/,
+  );
+});
