@@ -1,9 +1,15 @@
 /**
  * The containerd-transfer command. Results go to standard output,
  * diagnostics to standard error; the exit code is 0 on success, 1 on a
- * failed operation, 2 on invalid usage and 130 when interrupted.
+ * failed operation or when `--timeout` runs out, 2 on invalid usage and
+ * 130 when interrupted.
  */
-import { Command, CommanderError, Option } from "commander";
+import {
+  Command,
+  CommanderError,
+  InvalidArgumentError,
+  Option,
+} from "commander";
 import { connect } from "../client/index.js";
 import { Code, TransferError } from "../errors/index.js";
 import { addCopyOptions, type CopyFlags, runCopy } from "./cp.js";
@@ -18,11 +24,14 @@ interface GlobalFlags {
   address: string;
   protocol: "grpc" | "ttrpc";
   namespace: string;
+  timeout?: number;
 }
 
 const interrupt = new AbortController();
 // The global flags once parsed, for messages about the endpoint.
 let programFlags: Partial<GlobalFlags> = {};
+// The reason `interrupt` aborts with when --timeout runs out.
+let timeoutReason: TransferError | undefined;
 
 function buildProgram(): Command {
   const program = new Command("containerd-transfer")
@@ -46,6 +55,12 @@ function buildProgram(): Command {
         .env("CONTAINERD_NAMESPACE")
         .default("default"),
     )
+    .addOption(
+      new Option(
+        "--timeout <seconds>",
+        "give up and clean up after this many seconds (default: no limit)",
+      ).argParser(parseTimeout),
+    )
     // Global options go before the command, so that a command's own
     // short options, such as cp's -a, do not collide with them.
     .enablePositionalOptions()
@@ -53,6 +68,15 @@ function buildProgram(): Command {
     .showHelpAfterError("(add --help for usage)")
     .hook("preAction", () => {
       programFlags = program.opts<GlobalFlags>();
+      const seconds = programFlags.timeout;
+      if (seconds !== undefined) {
+        const reason = new TransferError(
+          `timed out: no result within ${seconds} s (--timeout)`,
+          Code.DeadlineExceeded,
+        );
+        timeoutReason = reason;
+        setTimeout(() => interrupt.abort(reason), seconds * 1000).unref();
+      }
     });
 
   addCopyOptions(
@@ -97,6 +121,21 @@ function buildProgram(): Command {
   return program;
 }
 
+/** Longest `--timeout`: a Node.js timer accepts at most 2^31 - 1 ms. */
+const maxTimeoutSeconds = 2_147_483;
+
+/** Parses `--timeout`: a positive number of seconds. */
+function parseTimeout(value: string): number {
+  const seconds = Number(value);
+  if (value.trim() === "" || !(seconds > 0 && seconds <= maxTimeoutSeconds)) {
+    throw new InvalidArgumentError(
+      "expected a number of seconds above 0 and at most " +
+        `${maxTimeoutSeconds} (24 days), such as 30 or 0.5`,
+    );
+  }
+  return seconds;
+}
+
 async function main(): Promise<void> {
   const onSignal = signalHandler(interrupt, (message) => {
     process.stderr.write(`containerd-transfer: ${message}\n`);
@@ -119,6 +158,9 @@ function report(error: unknown): number {
   }
   const failure = TransferError.from(error);
   process.stderr.write(`containerd-transfer: ${describe(failure)}\n`);
+  if (interrupt.signal.aborted && interrupt.signal.reason === timeoutReason) {
+    return 1;
+  }
   if (failure.code === Code.Canceled && interrupt.signal.aborted) {
     return 130;
   }

@@ -170,6 +170,42 @@ test("gRPC to an HTTP/1 peer fails cleanly", async (t) => {
   assert.ok(result.stderr.includes(socket), result.stderr);
 });
 
+test("timeout gives up on a silent server", async (t) => {
+  const dir = await tempDir(t);
+  const socket = join(dir, "silent.sock");
+  const server = createServer((connection) => {
+    connection.resume();
+    connection.on("error", () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  t.after(() => {
+    server.close();
+    server.unref();
+  });
+  const globals = ["--address", socket, "--protocol", protocol];
+
+  for (const args of [
+    ["stat", "c1:/etc"],
+    ["cp", "-q", "c1:/etc/hosts", join(dir, "hosts")],
+  ]) {
+    const result = await runCommand([...globals, "--timeout", "0.5", ...args]);
+
+    assert.equal(result.status, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      /timed out: no result within 0\.5 s \(--timeout\)/,
+    );
+  }
+  assert.deepEqual(await readdir(dir), ["silent.sock"]);
+});
+
+test("timeout of zero is a usage error", async () => {
+  const result = await runCommand(["--timeout", "0", "image", "ls"]);
+
+  assert.equal(result.status, 2, result.stderr);
+  assert.match(result.stderr, /expected a number of seconds above 0/);
+});
+
 test("image command names the endpoint", async (t) => {
   const { socket } = await startCopyEndpoint(t);
 
