@@ -1,4 +1,4 @@
-import { Code, TransferError } from "../errors/index.js";
+import { usageError } from "./usage.js";
 
 export type CopyEnd =
   | { kind: "container"; containerId: string; path: string }
@@ -13,6 +13,12 @@ export type CopyEnd =
  * `command` names the command in errors.
  */
 export function parseCopyEnd(argument: string, command = "copy"): CopyEnd {
+  if (argument === "") {
+    throw usageError(
+      `invalid ${command} argument "": give a path, or . for the current ` +
+        "directory",
+    );
+  }
   if (argument === "-") {
     return { kind: "stdio" };
   }
@@ -28,11 +34,10 @@ export function parseCopyEnd(argument: string, command = "copy"): CopyEnd {
     };
   }
   if (colon === 0) {
-    throw new TransferError(
+    throw usageError(
       `invalid ${command} argument "${argument}": the container name ` +
         "before ':' " +
         "is missing",
-      Code.InvalidArgument,
     );
   }
   return { kind: "local", path: argument };

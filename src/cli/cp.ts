@@ -9,10 +9,10 @@ import {
   copyFromContainer,
   copyIntoContainer,
 } from "../client/index.js";
-import { Code, TransferError } from "../errors/index.js";
 import { parseCopyEnd } from "./copy-args.js";
 import { formatBytes } from "./format.js";
 import { createProgress, type ProgressReporter } from "./progress.js";
+import { usageError } from "./usage.js";
 
 export interface CopyFlags {
   archive?: boolean;
@@ -96,10 +96,9 @@ export async function runCopy(
     return;
   }
 
-  throw new TransferError(
+  throw usageError(
     `invalid copy from "${sourceArgument}" to "${destinationArgument}": ` +
       "exactly one side must be CONTAINER:PATH",
-    Code.InvalidArgument,
   );
 }
 

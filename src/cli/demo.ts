@@ -13,11 +13,12 @@ import {
   copyFromContainer,
   copyIntoContainer,
 } from "../client/index.js";
-import { Code, TransferError, throwIfAborted } from "../errors/index.js";
+import { throwIfAborted } from "../errors/index.js";
 import { TransferServer } from "../server/index.js";
 import { formatBytes, formatRate } from "./format.js";
 import { packageRoot } from "./package-info.js";
 import { compareTrees, summarizeTree, type TreeEntry } from "./tree.js";
+import { usageError } from "./usage.js";
 
 export interface DemoOptions {
   /** Tree to copy. Default: this package's node_modules. */
@@ -32,9 +33,8 @@ export interface DemoOptions {
 export async function runDemo(options: DemoOptions = {}): Promise<number> {
   const source = options.source ?? defaultSource();
   if (!statSync(source, { throwIfNoEntry: false })?.isDirectory()) {
-    throw new TransferError(
+    throw usageError(
       `invalid demo source "${source}": not a directory; give --source DIR`,
-      Code.InvalidArgument,
     );
   }
   const work = await mkdtemp(join(tmpdir(), "containerd-transfer-demo-"));

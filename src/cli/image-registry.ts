@@ -15,12 +15,13 @@ import {
   type RegistryOptions,
   referenceHost,
 } from "../client/index.js";
-import { Code, TransferError } from "../errors/index.js";
+import { TransferError } from "../errors/index.js";
 import type {
   CredentialsCallback,
   RegistryWarning,
 } from "../transfer/index.js";
 import { createRegistryProgress } from "./image-registry-progress.js";
+import { usageError } from "./usage.js";
 
 interface RegistryFlags {
   platform: string[];
@@ -286,5 +287,5 @@ async function readStdin(): Promise<string> {
 }
 
 function usage(message: string): TransferError {
-  return new TransferError(message, Code.InvalidArgument);
+  return usageError(message);
 }

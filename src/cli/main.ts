@@ -1,8 +1,8 @@
 /**
  * The containerd-transfer command. Results go to standard output,
  * diagnostics to standard error; the exit code is 0 on success, 1 on a
- * failed operation or when `--timeout` runs out, 2 on invalid usage and
- * 130 when interrupted.
+ * failed operation or when `--timeout` runs out, 2 on invalid usage (see
+ * usage.ts) and 130 when interrupted.
  */
 import {
   Command,
@@ -10,6 +10,7 @@ import {
   InvalidArgumentError,
   Option,
 } from "commander";
+import { checkNamespace, socketPath } from "../client/address.js";
 import { connect } from "../client/index.js";
 import { Code, TransferError } from "../errors/index.js";
 import { addCopyOptions, type CopyFlags, runCopy } from "./cp.js";
@@ -19,6 +20,7 @@ import { packageVersion } from "./package-info.js";
 import { addServeCommand } from "./serve.js";
 import { signalHandler } from "./signals.js";
 import { addStatCommand } from "./stat.js";
+import { isUsageError, usageError } from "./usage.js";
 
 interface GlobalFlags {
   address: string;
@@ -66,8 +68,11 @@ function buildProgram(): Command {
     .enablePositionalOptions()
     .exitOverride()
     .showHelpAfterError("(add --help for usage)")
-    .hook("preAction", () => {
+    .hook("preAction", (_program, action) => {
       programFlags = program.opts<GlobalFlags>();
+      if (!localCommands.has(action.name())) {
+        checkEndpointFlags(programFlags as GlobalFlags);
+      }
       const seconds = programFlags.timeout;
       if (seconds !== undefined) {
         const reason = new TransferError(
@@ -121,6 +126,22 @@ function buildProgram(): Command {
   return program;
 }
 
+/** Commands that connect to no endpoint and so ignore its flags. */
+const localCommands = new Set(["serve", "demo"]);
+
+/**
+ * Throws a usage error for an `--address` or `--namespace` (or the
+ * variables behind them) that no connection could use.
+ */
+function checkEndpointFlags(flags: GlobalFlags): void {
+  try {
+    socketPath(flags.address);
+    checkNamespace(flags.namespace);
+  } catch (error) {
+    throw usageError(TransferError.from(error).rawMessage, error);
+  }
+}
+
 /** Longest `--timeout`: a Node.js timer accepts at most 2^31 - 1 ms. */
 const maxTimeoutSeconds = 2_147_483;
 
@@ -164,7 +185,7 @@ function report(error: unknown): number {
   if (failure.code === Code.Canceled && interrupt.signal.aborted) {
     return 130;
   }
-  return failure.code === Code.InvalidArgument ? 2 : 1;
+  return isUsageError(error) ? 2 : 1;
 }
 
 /**

@@ -3,14 +3,16 @@ import { lstat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { promisify } from "node:util";
 import type { Command } from "commander";
-import { Code, TransferError } from "../errors/index.js";
+import { TransferError } from "../errors/index.js";
 import {
   ContainerdRoots,
   type ContainerRoots,
   type Logger,
   TransferServer,
 } from "../server/index.js";
+import { checkSocketPathLength } from "../transport/socket-path.js";
 import { stderrLogger } from "./stderr-logger.js";
+import { usageError } from "./usage.js";
 
 export interface ServeFlags {
   root?: string;
@@ -49,9 +51,8 @@ export async function runServe(
   signal: AbortSignal,
 ): Promise<void> {
   if (!flags.ttrpc && !flags.grpc) {
-    throw new TransferError(
+    throw usageError(
       "missing socket: give --ttrpc SOCKET, --grpc SOCKET or both",
-      Code.InvalidArgument,
     );
   }
   if (
@@ -59,17 +60,24 @@ export async function runServe(
     flags.grpc !== undefined &&
     resolve(flags.ttrpc) === resolve(flags.grpc)
   ) {
-    throw new TransferError(
+    throw usageError(
       `invalid sockets: --ttrpc and --grpc both name ${flags.ttrpc}. Give ` +
         "each protocol its own socket",
-      Code.InvalidArgument,
     );
   }
+  for (const socket of [flags.ttrpc, flags.grpc]) {
+    try {
+      if (socket !== undefined) {
+        checkSocketPathLength(socket);
+      }
+    } catch (error) {
+      throw usageError(TransferError.from(error).rawMessage, error);
+    }
+  }
   if ((flags.root === undefined) === (flags.containerd === undefined)) {
-    throw new TransferError(
+    throw usageError(
       "give exactly one of --containerd SOCKET (containerd's containers) " +
         "and --root DIR (folders as containers)",
-      Code.InvalidArgument,
     );
   }
   if (flags.root !== undefined) {
@@ -120,9 +128,8 @@ async function containerRoots(
       containerd: flags.containerd,
     });
   } else if (!info.isSocket()) {
-    throw new TransferError(
+    throw usageError(
       `invalid --containerd ${flags.containerd}: not a unix socket`,
-      Code.InvalidArgument,
     );
   }
   return new ContainerdRoots(flags.containerd, { log });
@@ -139,10 +146,9 @@ async function groupId(group: string): Promise<number> {
   );
   const gid = output.split(":")[2];
   if (gid === undefined || !/^\d+$/.test(gid)) {
-    throw new TransferError(
+    throw usageError(
       `invalid --group ${group}: no such group (getent group ${group} ` +
         "found nothing)",
-      Code.InvalidArgument,
     );
   }
   return Number(gid);
@@ -151,18 +157,16 @@ async function groupId(group: string): Promise<number> {
 /** Rejects unless `root` is a directory, naming what it is instead. */
 async function checkRoot(root: string): Promise<void> {
   const info = await lstat(root).catch((error: NodeJS.ErrnoException) => {
-    throw new TransferError(
+    throw usageError(
       `invalid --root ${root}: ${error.code === "ENOENT" ? "no such directory" : error.message}. ` +
         "Give the folder that holds <container id>/rootfs",
-      Code.InvalidArgument,
       error,
     );
   });
   if (!info.isDirectory()) {
-    throw new TransferError(
+    throw usageError(
       `invalid --root ${root}: not a directory. Give the folder that ` +
         "holds <container id>/rootfs",
-      Code.InvalidArgument,
     );
   }
 }

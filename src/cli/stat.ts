@@ -4,8 +4,8 @@ import {
   type ContainerPathStat,
   statContainerPath,
 } from "../client/index.js";
-import { Code, TransferError } from "../errors/index.js";
 import { parseCopyEnd } from "./copy-args.js";
+import { usageError } from "./usage.js";
 
 export interface StatFlags {
   json?: boolean;
@@ -46,10 +46,9 @@ export async function runStat(
 ): Promise<string> {
   const end = parseCopyEnd(argument, "stat");
   if (end.kind !== "container") {
-    throw new TransferError(
+    throw usageError(
       `invalid stat argument "${argument}": name a container path as ` +
         "CONTAINER:PATH",
-      Code.InvalidArgument,
     );
   }
   const stat = await statContainerPath(

@@ -5,7 +5,7 @@
  */
 
 import type { ArchiveWarningCode, WarningHandler } from "../archive/index.js";
-import { abortReason, TransferError } from "../errors/index.js";
+import { abortReason, Code, TransferError } from "../errors/index.js";
 import {
   type ByteSink,
   type ByteSource,
@@ -23,6 +23,41 @@ import type { Client, TransferOptions } from "./client.js";
 export interface ContainerLocation {
   containerId: string;
   path: string;
+}
+
+/**
+ * Throws InvalidArgument unless `location` has a container id and a path
+ * that are strings, the id not empty, and neither contains a NUL byte,
+ * which no file name and no request header can carry. An empty path
+ * names the container's root.
+ */
+export function checkContainerLocation(location: ContainerLocation): void {
+  const { containerId, path } = location ?? {};
+  if (typeof containerId !== "string" || containerId === "") {
+    throw new TransferError(
+      `invalid container id ${JSON.stringify(containerId)}: give the ` +
+        "container's id as a non-empty string",
+      Code.InvalidArgument,
+    );
+  }
+  if (typeof path !== "string") {
+    throw new TransferError(
+      `invalid container path ${JSON.stringify(path)}: give the path as ` +
+        "a string, such as /etc/hosts",
+      Code.InvalidArgument,
+    );
+  }
+  for (const [what, value] of [
+    ["container id", containerId],
+    ["container path", path],
+  ]) {
+    if (value.includes("\0")) {
+      throw new TransferError(
+        `invalid ${what} ${JSON.stringify(value)}: it contains a NUL byte`,
+        Code.InvalidArgument,
+      );
+    }
+  }
 }
 
 export interface ArchiveTransferOptions

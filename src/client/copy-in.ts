@@ -11,11 +11,13 @@ import type { Client } from "./client.js";
 import type { CopyOptions, CopySummary } from "./copy.js";
 import {
   type ContainerLocation,
+  checkContainerLocation,
   reportBytes,
   sendArchive,
   transferError,
 } from "./copy-archive.js";
 import {
+  checkLocalPath,
   estimateArchiveBytes,
   localError,
   localPackError,
@@ -48,6 +50,8 @@ export async function copyLocalToContainer(
   destination: ContainerLocation,
   options: CopyOptions,
 ): Promise<CopySummary> {
+  checkLocalPath(localPath, "source");
+  checkContainerLocation(destination);
   const source = await inspectLocalSource(localPath, options.followLink);
   const plan = await planContainerDestination(
     client,

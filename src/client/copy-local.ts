@@ -13,6 +13,31 @@ import { Code, codeOfNodeError, TransferError } from "../errors/index.js";
 const maxSymlinks = 40;
 
 /**
+ * Throws InvalidArgument unless `path`, the local `role` of a copy, is a
+ * non-empty string without a NUL byte. An empty path would otherwise
+ * resolve to the current directory, which an unset shell variable makes
+ * easy to send by mistake.
+ */
+export function checkLocalPath(
+  path: string,
+  role: "source" | "destination",
+): void {
+  if (typeof path !== "string" || path === "") {
+    throw new TransferError(
+      `invalid local ${role} ${JSON.stringify(path)}: give a path, or . ` +
+        "for the current directory",
+      Code.InvalidArgument,
+    );
+  }
+  if (path.includes("\0")) {
+    throw new TransferError(
+      `invalid local ${role} ${JSON.stringify(path)}: it contains a NUL byte`,
+      Code.InvalidArgument,
+    );
+  }
+}
+
+/**
  * Converts a failed local file system call to a TransferError that names
  * the path, and states plainly when the cause is a permission problem.
  */

@@ -17,11 +17,13 @@ import type { Client } from "./client.js";
 import type { CopyOptions, CopySummary } from "./copy.js";
 import {
   type ContainerLocation,
+  checkContainerLocation,
   receiveArchive,
   reportBytes,
   transferError,
 } from "./copy-archive.js";
 import {
+  checkLocalPath,
   followLocalLinks,
   localError,
   localWarnings,
@@ -63,6 +65,8 @@ export async function copyContainerToLocal(
   localPath: string,
   options: CopyOptions,
 ): Promise<CopySummary> {
+  checkContainerLocation(source);
+  checkLocalPath(localPath, "destination");
   const from = await inspectContainerSource(client, source, options);
   const plan = await planLocalDestination(from.spec, localPath);
   const shown = (path: string) => path;

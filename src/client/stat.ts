@@ -9,7 +9,11 @@ import { Parser, type ReadEntry } from "tar";
 import { cleanContainerPath, guardPaxHeaders } from "../archive/index.js";
 import { abortReason, Code, TransferError } from "../errors/index.js";
 import type { Client } from "./client.js";
-import { type ContainerLocation, receiveArchive } from "./copy-archive.js";
+import {
+  type ContainerLocation,
+  checkContainerLocation,
+  receiveArchive,
+} from "./copy-archive.js";
 import { explainUnsupported } from "./unsupported.js";
 
 /** Kind of file system object, named after the tar entry types. */
@@ -95,6 +99,7 @@ export async function lookupContainerPath(
   location: ContainerLocation,
   options: StatOptions = {},
 ): Promise<ContainerLookup> {
+  checkContainerLocation(location);
   let path = `/${cleanContainerPath(location.path)}`;
   for (let hops = 0; hops <= maxSymlinks; hops++) {
     const stat = await readStat(

@@ -52,6 +52,13 @@ export function decodeEnd(
   switch (typeNameOf(any)) {
     case ContainerPathSchema.typeName: {
       const message = unpackAny(any, ContainerPathSchema);
+      if (message.path.includes("\0")) {
+        throw new TransferError(
+          `invalid container path ${JSON.stringify(message.path)} in the ` +
+            `transfer ${role}: it contains a NUL byte`,
+          Code.InvalidArgument,
+        );
+      }
       return { type: "ContainerPath", ...message };
     }
     case ReadStreamSchema.typeName: {

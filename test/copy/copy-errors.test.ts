@@ -10,7 +10,12 @@ import { chmod, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { runCopy } from "../../src/cli/cp.js";
-import { connect, copyFromContainer } from "../../src/client/index.js";
+import {
+  type ContainerLocation,
+  connect,
+  copyFromContainer,
+  copyIntoContainer,
+} from "../../src/client/index.js";
 import { Code, TransferError } from "../../src/errors/index.js";
 import {
   containerId,
@@ -205,4 +210,71 @@ test("shrinking file fails copy out", async (t) => {
       ),
   );
   assert.deepEqual(await readdir(local), []);
+});
+
+test("empty local path rejected", async (t) => {
+  const { client, rootfs } = await startCopyEndpoint(t);
+  await writeTree(rootfs, { "f.txt": "kept" });
+  const location = { containerId, path: "/f.txt" };
+
+  await assert.rejects(
+    copyIntoContainer(client, "", { containerId, path: "/in" }),
+    (error: TransferError) =>
+      error.code === Code.InvalidArgument &&
+      /invalid local source "": give a path, or \./.test(error.rawMessage),
+  );
+  await assert.rejects(
+    copyFromContainer(client, location, ""),
+    (error: TransferError) =>
+      error.code === Code.InvalidArgument &&
+      /invalid local destination ""/.test(error.rawMessage),
+  );
+  assert.deepEqual(await readTree(rootfs), { "f.txt": "kept" });
+});
+
+test("malformed container location rejected", async (t) => {
+  const { client, local } = await startCopyEndpoint(t);
+  const cases: [unknown, unknown, RegExp][] = [
+    [containerId, 5, /invalid container path 5: give the path as a string/],
+    [
+      containerId,
+      "/a\0b",
+      /invalid container path "\/a\\u0000b": it contains a NUL byte/,
+    ],
+    ["", "/", /invalid container id "": give the container's id/],
+  ];
+
+  for (const [id, path, message] of cases) {
+    const location = { containerId: id, path } as ContainerLocation;
+    await assert.rejects(
+      copyFromContainer(client, location, join(local, "out")),
+      (error: TransferError) =>
+        error.code === Code.InvalidArgument && message.test(error.rawMessage),
+    );
+  }
+  assert.deepEqual(await readTree(local), {});
+});
+
+test("empty cp argument exits 2", async (t) => {
+  const { socket } = await startCopyEndpoint(t);
+
+  const result = await runCli(socket, ["cp", "-q", "", "c1:/in"]);
+
+  assert.equal(result.status, 2, result.stderr);
+  assert.match(result.stderr, /invalid copy argument "": give a path/);
+});
+
+test("server invalid argument exits 1", async (t) => {
+  const { socket, local, rootfs } = await startCopyEndpoint(t);
+  await writeTree(rootfs, { loop: "->loop" });
+
+  const result = await runCli(socket, [
+    "cp",
+    "-q",
+    "c1:/loop/f",
+    join(local, "f"),
+  ]);
+
+  assert.equal(result.status, 1, result.stderr);
+  assert.match(result.stderr, /more than 40 symlinks/);
 });

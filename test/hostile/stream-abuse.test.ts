@@ -617,3 +617,20 @@ test("client bounded by silent receiver", async (t) => {
   await assert.rejects(outcome, /test gave up/);
   await assertDrained(endpoint.server);
 });
+
+test("container path with NUL rejected", async (t) => {
+  const endpoint = await startEndpoint(t, "ttrpc");
+  await endpoint.addContainer("c1");
+  const stream = await rawStream(endpoint.client);
+
+  const outcome = await rawTransfer(
+    endpoint.client,
+    readStreamAny(stream.id),
+    packAny(ContainerPathSchema, { containerId: "c1", path: "/a\0b" }),
+  );
+
+  assertError(outcome, Code.InvalidArgument, /"\/a\\u0000b".*NUL byte/);
+  stream.abort();
+  await assertDrained(endpoint.server);
+  await assertServing(endpoint);
+});
