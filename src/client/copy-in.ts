@@ -26,6 +26,7 @@ import {
 import {
   type CopyPlan,
   checkReplace,
+  type ExistingKind,
   hasTrailingSlash,
   isContentsPath,
   missingParentError,
@@ -274,11 +275,19 @@ function packSource(
   return { archive: archive(), failure: () => failure };
 }
 
-function kindOf(
-  stat: ContainerPathStat | undefined,
-): "directory" | "other" | undefined {
-  if (stat === undefined) {
-    return undefined;
+function kindOf(stat: ContainerPathStat | undefined): ExistingKind | undefined {
+  switch (stat?.type) {
+    case undefined:
+      return undefined;
+    case "directory":
+      return "directory";
+    case "char-device":
+      return "character device";
+    case "block-device":
+      return "block device";
+    case "fifo":
+      return "FIFO";
+    default:
+      return "other";
   }
-  return stat.type === "directory" ? "directory" : "other";
 }

@@ -35,6 +35,7 @@ import {
   checkReplace,
   hasTrailingSlash,
   isContentsPath,
+  localKind,
   missingParentError,
   parentNotDirectoryError,
   planCopy,
@@ -219,13 +220,10 @@ async function planLocalDestination(
   localPath: string,
 ): Promise<CopyPlan> {
   const followed = await followLocalLinks(resolve(localPath), localPath);
-  const existing = followed.stats?.isDirectory()
-    ? "directory"
-    : followed.stats && "other";
   const plan = planCopy(source, {
     path: followed.path,
     trailingSlash: hasTrailingSlash(localPath),
-    existing,
+    existing: followed.stats && localKind(followed.stats),
     display: (path) => path,
   });
 
@@ -243,11 +241,7 @@ async function planLocalDestination(
   }
   if (plan.checkTarget) {
     const target = await lstatOrMissing(plan.target);
-    checkReplace(
-      source,
-      target && (target.isDirectory() ? "directory" : "other"),
-      plan.target,
-    );
+    checkReplace(source, target && localKind(target), plan.target);
   }
   return plan;
 }

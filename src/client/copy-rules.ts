@@ -15,8 +15,10 @@
  * | `DIR/.`   | existing directory          | content merged into DEST      |
  *
  * A missing destination needs an existing parent directory. A file
- * never replaces a directory and a directory never replaces a file.
+ * never replaces a directory and a directory never replaces a file, and
+ * neither replaces a device, a FIFO or a socket.
  */
+import type { Stats } from "node:fs";
 import { posix } from "node:path";
 import { Code, TransferError } from "../errors/index.js";
 
@@ -38,7 +40,7 @@ export interface DestinationSpec {
   /** The destination as the user wrote it ended with `/`. */
   trailingSlash: boolean;
   /** Kind of the existing object; undefined when nothing exists. */
-  existing: "directory" | "other" | undefined;
+  existing: ExistingKind | undefined;
   /** Formats a path on the destination's side for messages. */
   display: (path: string) => string;
 }
@@ -90,16 +92,14 @@ export function planCopy(
     };
   }
 
-  if (destination.existing === "other") {
+  if (destination.existing !== undefined) {
     if (destination.trailingSlash) {
       throw new TransferError(
         `cannot copy to "${shown}/": the destination is not a directory`,
         Code.InvalidArgument,
       );
     }
-    if (source.isDirectory) {
-      throw replaceError(shown, "directory", source.display);
-    }
+    checkReplace(source, destination.existing, shown);
     return {
       ...splitPath(destination.path),
       target: destination.path,
@@ -121,18 +121,53 @@ export function planCopy(
   };
 }
 
+/** Kinds of file that a copy never replaces. */
+export type SpecialFileKind =
+  | "character device"
+  | "block device"
+  | "FIFO"
+  | "socket";
+
+/** Kind of a copy's target before the copy, for {@link checkReplace}. */
+export type ExistingKind = "directory" | "other" | SpecialFileKind;
+
+/** Returns the {@link ExistingKind} of a local file from its lstat. */
+export function localKind(stats: Stats): ExistingKind {
+  if (stats.isDirectory()) {
+    return "directory";
+  }
+  if (stats.isCharacterDevice()) {
+    return "character device";
+  }
+  if (stats.isBlockDevice()) {
+    return "block device";
+  }
+  if (stats.isFIFO()) {
+    return "FIFO";
+  }
+  return stats.isSocket() ? "socket" : "other";
+}
+
 /**
  * Rejects a copy that would replace a directory with a non-directory or
- * the reverse. `existing` is what the target is now; undefined when it
- * does not exist.
+ * the reverse, or a device, FIFO or socket with anything. `existing` is
+ * what the target is now; undefined when it does not exist.
  */
 export function checkReplace(
   source: SourceSpec,
-  existing: "directory" | "other" | undefined,
+  existing: ExistingKind | undefined,
   shownTarget: string,
 ): void {
   if (existing === undefined) {
     return;
+  }
+  if (existing !== "directory" && existing !== "other") {
+    throw new TransferError(
+      `cannot replace ${existing} "${shownTarget}" with the copy of ` +
+        `"${source.display}": a copy writes only files, directories and ` +
+        "links, so choose another destination",
+      Code.FailedPrecondition,
+    );
   }
   if (source.isDirectory && existing !== "directory") {
     throw replaceError(shownTarget, "directory", source.display);

@@ -9,7 +9,7 @@ import type { Stats } from "node:fs";
 import { mkdir, mkdtemp, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { localError, lstatOrMissing } from "./copy-local.js";
-import { checkReplace, type SourceSpec } from "./copy-rules.js";
+import { checkReplace, localKind, type SourceSpec } from "./copy-rules.js";
 
 /** Prefix of staging directories; they are hidden and removed after use. */
 export const stagingPrefix = ".containerd-transfer-";
@@ -82,7 +82,7 @@ export async function moveContentsIntoPlace(
       throw localError(error, "create directory", shown(target));
     });
   } else if (!existing.isDirectory()) {
-    checkReplace(source, "other", shown(target));
+    checkReplace(source, localKind(existing), shown(target));
   }
 
   const moves: Move[] = [];
@@ -111,7 +111,7 @@ async function planMove(
   const stagedIsDirectory = stagedStats.isDirectory();
   checkReplace(
     { ...source, isDirectory: stagedIsDirectory },
-    existing.isDirectory() ? "directory" : "other",
+    localKind(existing),
     shown(target),
   );
   if (stagedIsDirectory) {

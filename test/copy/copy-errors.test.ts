@@ -5,10 +5,12 @@
  * because root may read and write anything.
  */
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { truncateSync } from "node:fs";
-import { chmod, readdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, lstat, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { promisify } from "node:util";
 import { runCopy } from "../../src/cli/cp.js";
 import {
   type ContainerLocation,
@@ -277,4 +279,38 @@ test("server invalid argument exits 1", async (t) => {
 
   assert.equal(result.status, 1, result.stderr);
   assert.match(result.stderr, /more than 40 symlinks/);
+});
+
+test("copy never replaces a FIFO or device", async (t) => {
+  const { client, local, rootfs } = await startCopyEndpoint(t);
+  await writeTree(rootfs, { "f.txt": "data" });
+  await writeFile(join(local, "f.txt"), "data");
+  await promisify(execFile)("mkfifo", [
+    join(local, "fifo"),
+    join(rootfs, "fifo"),
+  ]);
+  const targets = [join(local, "fifo")];
+  if (isRoot) {
+    await promisify(execFile)("mknod", [join(local, "null"), "c", "1", "3"]);
+    targets.push(join(local, "null"));
+  }
+
+  for (const target of targets) {
+    await assert.rejects(
+      copyFromContainer(client, { containerId, path: "/f.txt" }, target),
+      /cannot replace (FIFO|character device) ".*": a copy writes only files/,
+    );
+  }
+  await assert.rejects(
+    copyIntoContainer(client, join(local, "f.txt"), {
+      containerId,
+      path: "/fifo",
+    }),
+    /cannot replace FIFO "c1:\/fifo"/,
+  );
+  assert.ok((await lstat(join(local, "fifo"))).isFIFO());
+  assert.ok((await lstat(join(rootfs, "fifo"))).isFIFO());
+  if (isRoot) {
+    assert.ok((await lstat(join(local, "null"))).isCharacterDevice());
+  }
 });
