@@ -33,17 +33,27 @@ export function entryTimes(
   return { atime: validAtime ? atime : mtime, mtime };
 }
 
+/**
+ * Largest uid or gid that Linux can give a file: ids are 32-bit, and
+ * 4294967295 is the (uid_t)-1 that chown(2) reads as "leave unchanged".
+ */
+export const maxOwnerId = 2 ** 32 - 2;
+
+/**
+ * Returns the numeric owner of an entry. Rejects with InvalidArgument an
+ * id that is not an integer from 0 to {@link maxOwnerId}.
+ */
 export function ownerOf(
   entry: ReadEntry,
   where: string,
 ): { uid: number; gid: number } {
   const { uid, gid } = entry;
   const valid = (id: number | undefined): id is number =>
-    id !== undefined && Number.isSafeInteger(id) && id >= 0;
+    id !== undefined && Number.isInteger(id) && id >= 0 && id <= maxOwnerId;
   if (!valid(uid) || !valid(gid)) {
     throw new TransferError(
       `invalid owner of "${where}": uid ${uid} and gid ${gid} must be ` +
-        "non-negative integers",
+        `integers from 0 to ${maxOwnerId}`,
       Code.InvalidArgument,
     );
   }

@@ -189,6 +189,19 @@ test("ownership kept on request", { skip: !isRoot }, async (t) => {
   }
 });
 
+test("owner beyond 32 bits rejected", async (t) => {
+  const { root } = await makeLayout(t);
+  const archive = rawArchive([{ path: "f", body: "x", uid: 2 ** 40, gid: 0 }]);
+
+  await assert.rejects(
+    extractArchive(root, "/", chunked(archive), { preserveOwnership: true }),
+    isTransferError(
+      Code.InvalidArgument,
+      /invalid owner of "\/f": uid 1099511627776 and gid 0 must be integers from 0 to 4294967294/,
+    ),
+  );
+});
+
 test("devices and FIFOs skipped with warnings", async (t) => {
   const { root } = await makeLayout(t);
   const warnings: string[] = [];
