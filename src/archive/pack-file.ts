@@ -95,6 +95,7 @@ export async function* packFile(
     addHeader(context.batch, headerFields(entryName, "File", opened));
     yield* readBody(context, file, size, where);
     context.batch.add(bodyPadding(size));
+    await warnIfChanged(context, file, opened, where);
   } finally {
     await file.close();
   }
@@ -337,6 +338,30 @@ async function* readBody(
     for (let ready = batch.take(); ready; ready = batch.take()) {
       yield ready;
     }
+  }
+}
+
+/**
+ * Warns when the file's size or mtime differs from `opened`, its status
+ * before the read: its copy may then mix old and new content. A small
+ * file, read with one call, is not checked.
+ */
+async function warnIfChanged(
+  context: PackContext,
+  file: FileHandle,
+  opened: BigIntStats,
+  where: string,
+): Promise<void> {
+  const after = await file.stat({ bigint: true }).catch((error) => {
+    throw fileError(error, "stat", where);
+  });
+  if (after.size !== opened.size || after.mtimeNs !== opened.mtimeNs) {
+    context.warn(
+      "changed",
+      `"${where}" changed while it was read, so its copy may mix old and ` +
+        "new content; copy it again once the file no longer changes",
+      where,
+    );
   }
 }
 

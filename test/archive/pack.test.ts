@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import {
+  appendFile,
   chmod,
   link,
   mkdir,
@@ -483,6 +484,28 @@ test("shrinking file fails the archive", async (t) => {
       new RegExp(`"/log" shrank from ${4 * chunkBytes} to \\d+ bytes`),
     ),
   );
+});
+
+test("growing file packed with a warning", async (t) => {
+  const { root } = await makeLayout(t);
+  const path = join(root, "log");
+  await writeFile(path, Buffer.alloc(4 * chunkBytes, 1));
+  const warnings: string[] = [];
+  const chunks = packChunks(root, "/log", {
+    onWarning: (code, message) => warnings.push(`${code}: ${message}`),
+  });
+
+  const first = await chunks.next();
+  assert.equal(first.done, false);
+  await appendFile(path, Buffer.alloc(chunkBytes, 2));
+  const rest = await collect(chunks);
+
+  const entries = await list(Buffer.concat([first.value!, rest]));
+  assert.equal(entries[0]?.size, 4 * chunkBytes);
+  assert.deepEqual(warnings, [
+    'changed: "/log" changed while it was read, so its copy may mix old ' +
+      "and new content; copy it again once the file no longer changes",
+  ]);
 });
 
 test("stream honours backpressure", async (t) => {
