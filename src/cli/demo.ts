@@ -3,7 +3,7 @@
  * over a temporary root with one container, a real tree copied into it and
  * back out, and every file compared.
  */
-import { existsSync, statSync } from "node:fs";
+import { existsSync, realpathSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -31,12 +31,7 @@ export interface DemoOptions {
 
 /** Runs the demo and returns the process exit code. */
 export async function runDemo(options: DemoOptions = {}): Promise<number> {
-  const source = options.source ?? defaultSource();
-  if (!statSync(source, { throwIfNoEntry: false })?.isDirectory()) {
-    throw usageError(
-      `invalid demo source "${source}": not a directory; give --source DIR`,
-    );
-  }
+  const source = checkedSource(options.source ?? defaultSource());
   const work = await mkdtemp(join(tmpdir(), "containerd-transfer-demo-"));
   const socket = join(work, "transfer.sock");
   const rootfs = join(work, "containers", "demo", "rootfs");
@@ -50,12 +45,21 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
   await server.listen({ ttrpc: socket });
   const client = connect({ address: socket, protocol: "ttrpc" });
   const name = basename(source);
+  const warnings: string[] = [];
+  const onWarning = (_code: string, message: string) => warnings.push(message);
   try {
-    const expected = await summarizeTree(source, options.signal);
+    const listed = await summarizeTree(source, options.signal);
+    const expected = new Map(
+      [...listed].filter(([, entry]) => entry.type !== "other"),
+    );
     const stats = countTree(expected);
+    const skipped = listed.size - expected.size;
     print(
       `source ${source}: ${stats.files} files, ${stats.directories} ` +
-        `directories, ${stats.symlinks} symlinks, ${formatBytes(stats.bytes)}`,
+        `directories, ${stats.symlinks} symlinks, ${formatBytes(stats.bytes)}` +
+        (skipped > 0
+          ? `; ${skipped} devices, FIFOs or sockets, which a copy skips`
+          : ""),
     );
     print(`server: ttrpc on ${socket}, container "demo" at ${rootfs}`);
 
@@ -64,7 +68,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
       client,
       source,
       { containerId: "demo", path: "/data" },
-      { signal: options.signal },
+      { signal: options.signal, onWarning },
     );
     const inMs = performance.now() - started;
     print(
@@ -77,7 +81,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
       client,
       { containerId: "demo", path: `/data/${name}` },
       output,
-      { signal: options.signal },
+      { signal: options.signal, onWarning },
     );
     const outMs = performance.now() - started;
     print(
@@ -87,6 +91,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
     );
 
     throwIfAborted(options.signal);
+    for (const warning of warnings.slice(0, 20)) {
+      print(`warning: ${warning}`);
+    }
     const problems = [
       ...compareTrees(
         expected,
@@ -118,6 +125,26 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
       await rm(work, { recursive: true, force: true });
     }
   }
+}
+
+/**
+ * Returns the real path of the demo's source folder, so that a symlinked
+ * folder such as a shared node_modules is walked. Throws a usage error
+ * naming what is wrong with it.
+ */
+function checkedSource(source: string): string {
+  const info = statSync(source, { throwIfNoEntry: false });
+  if (info === undefined) {
+    throw usageError(
+      `invalid demo source "${source}": no such directory; give --source DIR`,
+    );
+  }
+  if (!info.isDirectory()) {
+    throw usageError(
+      `invalid demo source "${source}": not a directory; give --source DIR`,
+    );
+  }
+  return realpathSync(source);
 }
 
 /**

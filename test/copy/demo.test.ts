@@ -5,10 +5,11 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { link, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { link, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
+import { promisify } from "node:util";
 import { formatBytes } from "../../src/cli/format.js";
 import { compareTrees, summarizeTree } from "../../src/cli/tree.js";
 import { mainScript } from "./harness.js";
@@ -112,5 +113,32 @@ test("demo without a source folder exits 2", async (t) => {
   const { code, stderr } = await runDemo(join(dir, "absent"));
 
   assert.equal(code, 2, stderr);
-  assert.match(stderr, /invalid demo source ".*absent": not a directory/);
+  assert.match(stderr, /invalid demo source ".*absent": no such directory/);
+});
+
+test("demo follows a symlinked source", async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(join(dir, "real"));
+  await writeFile(join(dir, "real", "a"), "one");
+  await writeFile(join(dir, "real", "b"), "two");
+  await symlink("real", join(dir, "link"));
+
+  const { code, stdout } = await runDemo(join(dir, "link"));
+
+  assert.equal(code, 0, stdout);
+  assert.match(stdout, /: 2 files, 1 directories/);
+  assert.match(stdout, /verified: all 3 entries match/);
+});
+
+test("demo leaves out what a copy skips", async (t) => {
+  const source = await tempDir(t);
+  await writeFile(join(source, "a"), "one");
+  await promisify(execFile)("mkfifo", [join(source, "fifo")]);
+
+  const { code, stdout } = await runDemo(source);
+
+  assert.equal(code, 0, stdout);
+  assert.match(stdout, /; 1 devices, FIFOs or sockets, which a copy skips/);
+  assert.match(stdout, /warning: skipped FIFO ".*fifo"/);
+  assert.match(stdout, /verified: all 2 entries match/);
 });
