@@ -32,7 +32,17 @@ export interface ServerSettings {
   shutdownSignal: AbortSignal;
   /** Writes a diagnostic line when NODE_DEBUG includes "ttrpc". */
   debug: (message: string) => void;
+  /** Overrides {@link midFrameTimeoutMs}. */
+  midFrameTimeoutMs?: number;
 }
+
+/**
+ * How long a connection may stay silent in the middle of a frame before
+ * the server closes it, in ms. The decoder holds the frame's buffer, up to
+ * the message limit, until the frame is complete, so a client that stops
+ * there would keep that memory for as long as it stays connected.
+ */
+export const midFrameTimeoutMs = 30_000;
 
 // The first 8 bytes of the HTTP/2 client preface, "PRI * HT", read as the
 // length and stream id of a ttrpc frame header.
@@ -77,6 +87,9 @@ export class ServerConnection implements FrameSink {
     socket.on("error", (error) => {
       cause = error;
     });
+    // Node.js refreshes the idle timer on every read and write.
+    socket.setTimeout(settings.midFrameTimeoutMs ?? midFrameTimeoutMs);
+    socket.on("timeout", () => this.#onIdle());
     this.closed = new Promise((resolve) => {
       socket.once("close", () => {
         this.#onClose(cause);
@@ -261,6 +274,23 @@ export class ServerConnection implements FrameSink {
       MessageType.Response,
       0,
       encodeStatusResponse(error),
+    );
+  }
+
+  /**
+   * Closes a connection that went silent in the middle of a frame, unless
+   * the server itself stopped reading it.
+   */
+  #onIdle(): void {
+    if (!this.#decoder.midFrame || this.gate.held) {
+      return;
+    }
+    this.debug("closed: silent for %d ms inside a frame", this.#socket.timeout);
+    this.#socket.destroy(
+      new Error(
+        `the client sent part of a frame and nothing more for ` +
+          `${this.#socket.timeout} ms`,
+      ),
     );
   }
 

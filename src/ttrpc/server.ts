@@ -17,7 +17,11 @@ import {
 import { listenOnPath } from "../transport/socket-path.js";
 import { type LimitOptions, positive, resolveLimits } from "./limits.js";
 import { adoptWithOwnReadBuffer } from "./own-read-buffer.js";
-import { type MethodTable, ServerConnection } from "./server-connection.js";
+import {
+  type MethodTable,
+  midFrameTimeoutMs,
+  ServerConnection,
+} from "./server-connection.js";
 
 const debug = debuglog("ttrpc");
 
@@ -60,6 +64,11 @@ export interface TtrpcServerOptions extends LimitOptions {
    * before it aborts their handlers. Default 1000.
    */
   closeGraceMs?: number;
+  /**
+   * Time in ms that a client may stay silent in the middle of a frame
+   * before the server closes its connection. Default 30 000.
+   */
+  midFrameTimeoutMs?: number;
   /** connect-es interceptors applied to every call. */
   interceptors?: Interceptor[];
 }
@@ -84,6 +93,22 @@ export interface TtrpcServer {
 }
 
 const defaultCloseGraceMs = 1000;
+
+/**
+ * Checks a time option in ms: a positive integer that a Node.js timer can
+ * wait, at most 2^31 - 1 ms. A longer delay would fire at once.
+ */
+function timerOption(name: string, value: number): number {
+  positive(name, value);
+  if (value > 2 ** 31 - 1) {
+    throw new ConnectError(
+      `invalid ttrpc option ${name}: ${value}; expected at most ` +
+        `${2 ** 31 - 1} ms (24.8 days)`,
+      Code.InvalidArgument,
+    );
+  }
+  return value;
+}
 // Time between aborting the handlers and destroying the sockets, so that
 // handlers that honour their signal still get their status out.
 const abortToDestroyMs = 100;
@@ -100,6 +125,10 @@ export function createTtrpcServer(options: TtrpcServerOptions): TtrpcServer {
     interceptors: options.interceptors ?? [],
     shutdownSignal: shutdown.signal,
     debug: (message: string) => debug("%s", message),
+    midFrameTimeoutMs: timerOption(
+      "midFrameTimeoutMs",
+      options.midFrameTimeoutMs ?? midFrameTimeoutMs,
+    ),
   };
   const closeGraceMs = positive(
     "closeGraceMs",

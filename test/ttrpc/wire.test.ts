@@ -25,6 +25,7 @@ import {
   deferred,
   hex,
   RawPeer,
+  rawFrame,
   rawServer,
   rejection,
   sleep,
@@ -378,3 +379,45 @@ for (const limit of ["bytes", "messages"] as const) {
     assert.match(status.message, /4 queued messages \(65536 bytes\)/);
   });
 }
+
+test("server closes a silent half frame", async (t) => {
+  const { path } = await startPair(t, {
+    midFrameTimeoutMs: 200,
+    services: [[Transfer, { transfer: () => ({}) }]],
+  });
+  const idle = await RawPeer.connect(t, path);
+  const stalled = await RawPeer.connect(t, path);
+
+  // A header that announces 1 MiB, followed by 10 bytes of it.
+  const frame = rawFrame(3, MessageType.Request, 0, Buffer.alloc(1024 * 1024));
+  stalled.socket.write(frame.subarray(0, 20));
+  const closedAfter = await Promise.race([
+    stalled.closed.then(() => "closed"),
+    sleep(5_000).then(() => "open"),
+  ]);
+  idle.send(5, MessageType.Request, 0, unaryRequest());
+  const reply = await idle.frame(0);
+
+  assert.equal(closedAfter, "closed");
+  assert.equal(statusOf(reply.data).code, 0);
+});
+
+test("server keeps a slow steady frame", async (t) => {
+  const { path } = await startPair(t, {
+    midFrameTimeoutMs: 200,
+    services: [[Transfer, { transfer: () => ({}) }]],
+  });
+  const peer = await RawPeer.connect(t, path);
+
+  // One byte every 20 ms: the whole frame takes longer than the timeout,
+  // but the connection is never silent for that long.
+  const frame = rawFrame(3, MessageType.Request, 0, unaryRequest());
+  for (const byte of frame) {
+    peer.socket.write(Buffer.from([byte]));
+    await sleep(20);
+  }
+  const reply = await peer.frame(0);
+
+  assert.ok(frame.length * 20 > 400, `${frame.length} bytes`);
+  assert.equal(statusOf(reply.data).code, 0);
+});
