@@ -7,7 +7,13 @@
 import { Code, orAbort, TransferError } from "../errors/index.js";
 import { releaseReceivedMemory } from "../util/received-memory.js";
 import { packWindowUpdate, unpackData } from "./data.js";
-import { type ByteSink, writeSink } from "./io.js";
+import {
+  type ByteSink,
+  sinkError,
+  watchedError,
+  watchStream,
+  writeSink,
+} from "./io.js";
 import type { Stream } from "./stream.js";
 import { goWindowBytes, maxCredit } from "./window.js";
 
@@ -53,6 +59,7 @@ export async function receiveBytes(
   sink: ByteSink,
   options: ReceiveBytesOptions = {},
 ): Promise<number> {
+  watchStream(sink);
   const window = options.windowBytes ?? goWindowBytes;
   if (!Number.isInteger(window) || window <= 0 || window > maxCredit / 2) {
     throw new TransferError(
@@ -97,6 +104,12 @@ export async function receiveBytes(
   };
 
   try {
+    // A sink that failed before the first byte fails the receive before
+    // the sender is granted anything.
+    const early = watchedError(sink);
+    if (early !== undefined) {
+      throw sinkError(early);
+    }
     await grant();
     for (;;) {
       const message = await orAbort(stream.receive(), signal);

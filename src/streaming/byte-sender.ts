@@ -5,7 +5,12 @@
  */
 import { Code, orAbort, TransferError } from "../errors/index.js";
 import { packData, unpackWindowUpdate } from "./data.js";
-import { type ByteSource, readSource, takeReuseCallback } from "./io.js";
+import {
+  type ByteSource,
+  readSource,
+  takeReuseCallback,
+  watchStream,
+} from "./io.js";
 import type { Stream } from "./stream.js";
 import {
   Credit,
@@ -52,6 +57,7 @@ export async function sendBytes(
   source: ByteSource,
   options: SendBytesOptions = {},
 ): Promise<number> {
+  watchStream(source);
   const maxChunk = options.maxChunkBytes ?? goMaxChunkBytes;
   const credit = new Credit();
   let largestGrant = 0;

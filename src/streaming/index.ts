@@ -13,6 +13,9 @@ export {
   type ByteSource,
   readSource,
   reuseAfterSend,
+  sinkError,
+  watchedError,
+  watchStream,
 } from "./io.js";
 export { StreamRegistry, type StreamRegistryOptions } from "./registry.js";
 export type { Stream } from "./stream.js";

@@ -12,6 +12,7 @@ import {
   receiveBytes,
   type Stream,
   sendBytes,
+  watchStream,
 } from "../streaming/index.js";
 import type { SendingOptions } from "./read-stream.js";
 import { StreamEnd } from "./stream-end.js";
@@ -36,6 +37,7 @@ export class ImageImportStream extends StreamEnd {
 
   constructor(source: ByteSource, options: ImageImportOptions = {}) {
     super();
+    watchStream(source);
     this.#source = source;
     this.#options = options;
   }
@@ -89,6 +91,7 @@ export class ImageExportStream extends StreamEnd {
 
   constructor(sink: ByteSink, options: ImageExportOptions = {}) {
     super();
+    watchStream(sink);
     this.#sink = sink;
     this.#options = options;
   }

@@ -5,6 +5,7 @@ import {
   type SendBytesOptions,
   type Stream,
   sendBytes,
+  watchStream,
 } from "../streaming/index.js";
 import { StreamEnd } from "./stream-end.js";
 
@@ -21,7 +22,8 @@ export interface SendingOptions {
 /**
  * Bytes from the client to the server, such as a tar archive to extract in
  * a container. `wait()` resolves once every byte was sent and the stream
- * half-closed.
+ * half-closed. An 'error' that a Node source emits from construction on
+ * is kept and rejects `wait()` and the transfer.
  */
 export class ReadStream extends StreamEnd {
   protected readonly purpose = "data";
@@ -35,6 +37,7 @@ export class ReadStream extends StreamEnd {
     options: SendingOptions = {},
   ) {
     super();
+    watchStream(source);
     this.#source = source;
     this.mediaType = mediaType;
     this.#options = options;

@@ -4,6 +4,7 @@ import {
   type ByteSink,
   receiveBytes,
   type Stream,
+  watchStream,
 } from "../streaming/index.js";
 import { tarMediaType } from "./read-stream.js";
 import { StreamEnd } from "./stream-end.js";
@@ -26,7 +27,8 @@ export interface ReceivingOptions {
 /**
  * Bytes from the server to the client, such as a tar archive of a container
  * path. `wait()` resolves once the server ended the stream and the sink has
- * flushed every byte.
+ * flushed every byte. An 'error' that a Node sink emits from construction
+ * on is kept and rejects `wait()` and the transfer.
  */
 export class WriteStream extends StreamEnd {
   protected readonly purpose = "data";
@@ -40,6 +42,7 @@ export class WriteStream extends StreamEnd {
     options: ReceivingOptions = {},
   ) {
     super();
+    watchStream(sink);
     this.#sink = sink;
     this.mediaType = mediaType;
     this.#options = options;
