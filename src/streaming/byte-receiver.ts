@@ -5,6 +5,7 @@
  * sink slows the sender instead of filling memory.
  */
 import { Code, orAbort, TransferError } from "../errors/index.js";
+import { integerOption } from "../util/options.js";
 import { releaseReceivedMemory } from "../util/received-memory.js";
 import { packWindowUpdate, unpackData } from "./data.js";
 import {
@@ -16,6 +17,26 @@ import {
 } from "./io.js";
 import type { Stream } from "./stream.js";
 import { goWindowBytes, maxCredit } from "./window.js";
+
+/**
+ * Largest window a receiver grants: half of the largest credit, rounded
+ * down, so that a top-up of half a window never overflows the credit.
+ */
+export const maxWindowBytes = Math.floor(maxCredit / 2);
+
+/**
+ * Returns the window of `options`. Throws InvalidArgument for a window
+ * that is not an integer from 1 to {@link maxWindowBytes}.
+ */
+export function checkReceiveOptions(options: { windowBytes?: number }): number {
+  return integerOption(
+    "windowBytes",
+    options.windowBytes,
+    goWindowBytes,
+    1,
+    maxWindowBytes,
+  );
+}
 
 export interface ReceiveBytesOptions {
   /** Aborts the receive; the stream and the sink are aborted too. */
@@ -60,13 +81,7 @@ export async function receiveBytes(
   options: ReceiveBytesOptions = {},
 ): Promise<number> {
   watchStream(sink);
-  const window = options.windowBytes ?? goWindowBytes;
-  if (!Number.isInteger(window) || window <= 0 || window > maxCredit / 2) {
-    throw new TransferError(
-      `invalid window of ${window} bytes: use 1 to ${maxCredit / 2}`,
-      Code.InvalidArgument,
-    );
-  }
+  const window = checkReceiveOptions(options);
   const writer = writeSink(sink, { end: options.endSink });
   const { signal } = options;
   let granted = 0;

@@ -2,6 +2,7 @@ import { type Any, packAny } from "../any/index.js";
 import { ReadStreamSchema } from "../gen/containerd/types/transfer/streaming_pb.js";
 import {
   type ByteSource,
+  checkSendOptions,
   type SendBytesOptions,
   type Stream,
   sendBytes,
@@ -15,7 +16,7 @@ export const tarMediaType = "application/x-tar";
 export interface SendingOptions {
   /** Called with the total bytes sent so far. */
   onBytes?: (totalBytes: number) => void;
-  /** Largest Data payload towards a Go receiver. Default 32 KiB. */
+  /** Largest Data payload towards a Go receiver, 1 byte to 1 MiB. Default 32 KiB. */
   maxChunkBytes?: SendBytesOptions["maxChunkBytes"];
 }
 
@@ -38,6 +39,7 @@ export class ReadStream extends StreamEnd {
   ) {
     super();
     watchStream(source);
+    checkSendOptions(options);
     this.#source = source;
     this.mediaType = mediaType;
     this.#options = options;

@@ -2,6 +2,7 @@ import { type Any, packAny } from "../any/index.js";
 import { WriteStreamSchema } from "../gen/containerd/types/transfer/streaming_pb.js";
 import {
   type ByteSink,
+  checkReceiveOptions,
   receiveBytes,
   type Stream,
   watchStream,
@@ -12,7 +13,9 @@ import { StreamEnd } from "./stream-end.js";
 export interface ReceivingOptions {
   /** Called with the total bytes received so far. */
   onBytes?: (totalBytes: number) => void;
-  /** Bytes granted to the sender at a time. Default 64 KiB. */
+  /**
+   * Bytes granted to the sender at a time, 1 to 1073741823. Default 64 KiB.
+   */
   windowBytes?: number;
   /** Whether to end the sink after the last byte. Default true. */
   endSink?: boolean;
@@ -43,6 +46,7 @@ export class WriteStream extends StreamEnd {
   ) {
     super();
     watchStream(sink);
+    checkReceiveOptions(options);
     this.#sink = sink;
     this.mediaType = mediaType;
     this.#options = options;
