@@ -24,6 +24,7 @@ import {
   type Protocol,
 } from "../transport/index.js";
 import { createTtrpcTransport } from "../ttrpc/index.js";
+import { timerOption } from "../util/options.js";
 import {
   checkNamespace,
   checkProtocol,
@@ -52,10 +53,13 @@ export interface TransferOptions {
   onProgress?: (event: Progress) => void;
   /**
    * How long to wait for the server to end the progress stream after the
-   * transfer returned. Default 10 000 ms.
+   * transfer returned, 0 to 2147483647 ms. Default 10 000 ms.
    */
   progressGraceMs?: number;
 }
+
+/** Default of {@link TransferOptions.progressGraceMs}: 10 s. */
+const defaultProgressGraceMs = 10_000;
 
 export class Client {
   readonly address: string;
@@ -97,6 +101,12 @@ export class Client {
     destination: TransferObject,
     options: TransferOptions = {},
   ): Promise<void> {
+    const progressGraceMs = timerOption(
+      "progressGraceMs",
+      options.progressGraceMs,
+      defaultProgressGraceMs,
+      0,
+    );
     const controller = new AbortController();
     const signal = options.signal
       ? AbortSignal.any([options.signal, controller.signal])
@@ -141,7 +151,7 @@ export class Client {
       }
       await Promise.all(ends.map((end) => end.wait()));
       if (progressDone) {
-        await settleWithin(progressDone, options.progressGraceMs ?? 10_000);
+        await settleWithin(progressDone, progressGraceMs);
       }
     } catch (error) {
       // The caller's abort wins, then a pump failure that ended the call.

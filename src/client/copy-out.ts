@@ -12,7 +12,7 @@ import {
   pathComponents,
 } from "../archive/index.js";
 import { abortReason, Code, TransferError } from "../errors/index.js";
-import type { ByteSink } from "../streaming/index.js";
+import { type ByteSink, sinkError, watchedError } from "../streaming/index.js";
 import type { Client } from "./client.js";
 import type { CopyOptions, CopySummary } from "./copy.js";
 import {
@@ -141,6 +141,12 @@ export async function copyContainerToTar(
     onBytes: reportBytes(options, () => totalBytes),
   };
   try {
+    // A sink that failed during the lookup fails the copy before the
+    // archive transfer starts.
+    const early = watchedError(sink);
+    if (early !== undefined) {
+      throw sinkError(early);
+    }
     if (from.spec.contentsOnly || from.archiveName === from.spec.name) {
       const bytes = await receiveArchive(client, from.location, sink, transfer);
       return { bytes, path: from.location.path };

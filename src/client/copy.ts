@@ -7,7 +7,11 @@
  * and picks the directory that receives it.
  */
 import type { WarningHandler } from "../archive/index.js";
-import type { ByteSink, ByteSource } from "../streaming/index.js";
+import {
+  type ByteSink,
+  type ByteSource,
+  watchStream,
+} from "../streaming/index.js";
 import type { Client } from "./client.js";
 import type {
   ArchiveTransferOptions,
@@ -96,6 +100,8 @@ export function copyFromContainer(
 /**
  * Extracts the tar archive read from `source` into the container
  * directory `destination`, which must exist (`docker cp - CONTAINER:DIR`).
+ * An 'error' of a Node `source`, even one emitted before the copy reads
+ * it, rejects the copy with that error.
  */
 export function copyArchiveIntoContainer(
   client: Client,
@@ -103,6 +109,7 @@ export function copyArchiveIntoContainer(
   destination: ContainerLocation,
   options: CopyOptions = {},
 ): Promise<CopySummary> {
+  watchStream(source);
   return explainUnsupported(
     client,
     copyTarToContainer(client, source, destination, options),
@@ -116,7 +123,9 @@ export function copyArchiveIntoContainer(
  *
  * `reuseChunks` declares that `sink` is done with a chunk once it has
  * called the chunk's write callback, as a file or a pipe is and a
- * PassThrough is not, so that received memory can be reused.
+ * PassThrough is not, so that received memory can be reused. An 'error'
+ * of a Node `sink`, even one emitted before the copy writes to it,
+ * rejects the copy with that error.
  */
 export function copyArchiveFromContainer(
   client: Client,
@@ -124,6 +133,7 @@ export function copyArchiveFromContainer(
   sink: ByteSink,
   options: CopyOptions & { endSink?: boolean; reuseChunks?: boolean } = {},
 ): Promise<CopySummary> {
+  watchStream(sink);
   return explainUnsupported(
     client,
     copyContainerToTar(client, source, sink, options),

@@ -4,7 +4,11 @@
  * through the Images service (image-list.ts).
  */
 import { Code, TransferError } from "../errors/index.js";
-import type { ByteSink, ByteSource } from "../streaming/index.js";
+import {
+  type ByteSink,
+  type ByteSource,
+  watchStream,
+} from "../streaming/index.js";
 import { ImageStore, type Progress } from "../transfer/index.js";
 import type { Client } from "./client.js";
 import { ImageExportSink, ImageImportSource } from "./image-ends.js";
@@ -75,13 +79,16 @@ export interface ImportImageResult {
  * compressed) read from `source`. Resolves when containerd has stored the
  * images. Rejects with kind "not found" when the archive names no image
  * that the naming options keep, because containerd then stores nothing
- * that would outlive its garbage collection.
+ * that would outlive its garbage collection. An 'error' of a Node
+ * `source`, even one emitted before the import reads it, rejects with
+ * that error.
  */
 export async function importImage(
   client: Client,
   source: ByteSource,
   options: ImportImageOptions = {},
 ): Promise<ImportImageResult> {
+  watchStream(source);
   const platforms = options.allPlatforms
     ? []
     : (options.platforms ?? [hostPlatform()]).map(parsePlatform);
@@ -178,7 +185,9 @@ const exportWindowBytes = 1024 * 1024;
  * `manifest.json` unless skipped, to `sink`. Resolves with the archive
  * size once its tar end-of-archive marker arrived and the sink flushed;
  * containerd never ends the export stream itself. Rejects with kind "not
- * found" for an unknown name and "data loss" for a truncated archive.
+ * found" for an unknown name and "data loss" for a truncated archive,
+ * and with the error of a Node `sink`, even one emitted before the export
+ * writes to it.
  */
 export async function exportImage(
   client: Client,
@@ -186,6 +195,7 @@ export async function exportImage(
   sink: ByteSink,
   options: ExportImageOptions = {},
 ): Promise<{ bytes: number }> {
+  watchStream(sink);
   checkNames(names, "export");
   let bytes = 0;
   // Like `ctr images export`: every name is an extra reference, so the

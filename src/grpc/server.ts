@@ -23,6 +23,7 @@ import {
 } from "@connectrpc/connect-node";
 import { toConnectError } from "../errors/index.js";
 import { listenOnPath } from "../transport/socket-path.js";
+import { timerOption } from "../util/options.js";
 import {
   defaultMaxMessageBytes,
   http2Settings,
@@ -59,7 +60,8 @@ export interface GrpcServerOptions {
   maxMessageBytes?: number;
   /**
    * Time in milliseconds that {@link GrpcServer.close} lets open calls
-   * finish before it aborts their handlers' signals. Default 1000.
+   * finish before it aborts their handlers' signals, 0 to 2147483647.
+   * Default 1000.
    */
   closeGraceMs?: number;
   /** connect-es interceptors applied to every call. */
@@ -106,6 +108,12 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   // when the call ends, so more than 10 concurrent calls are normal.
   setMaxListeners(0, shutdown.signal);
   const maxMessageBytes = options.maxMessageBytes ?? defaultMaxMessageBytes;
+  const closeGraceMs = timerOption(
+    "closeGraceMs",
+    options.closeGraceMs,
+    defaultCloseGraceMs,
+    0,
+  );
   const router = createConnectRouter({
     grpc: true,
     grpcWeb: false,
@@ -219,7 +227,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
           }
         },
         shutdown,
-        options.closeGraceMs ?? defaultCloseGraceMs,
+        closeGraceMs,
       );
       return closing;
     },

@@ -19,6 +19,7 @@ import { Streaming } from "../gen/containerd/services/streaming/v1/streaming_pb.
 import { Transfer } from "../gen/containerd/services/transfer/v1/transfer_pb.js";
 import { createGrpcServer } from "../grpc/index.js";
 import {
+  checkReceiveOptions,
   largeWindowBytes,
   StreamRegistry,
   type StreamRegistryOptions,
@@ -44,7 +45,8 @@ export interface TransferServerOptions {
   /** Transferrers tried before the built-in ones. */
   transferrers?: Transferrer[];
   /**
-   * Bytes granted to client senders at a time. Default 4 MiB. A Go client
+   * Bytes granted to client senders at a time, 1 to 1073741823. Default
+   * 4 MiB. A Go client
    * still sends its 32 KiB chunks within it.
    */
   windowBytes?: number;
@@ -89,7 +91,9 @@ export class TransferServer {
       ...(containers
         ? [
             containerFsTransferrer(containers, {
-              windowBytes: options.windowBytes ?? largeWindowBytes,
+              windowBytes: checkReceiveOptions({
+                windowBytes: options.windowBytes ?? largeWindowBytes,
+              }),
             }),
           ]
         : []),

@@ -5,11 +5,38 @@
  * sink slows the sender instead of filling memory.
  */
 import { Code, orAbort, TransferError } from "../errors/index.js";
+import { integerOption } from "../util/options.js";
 import { releaseReceivedMemory } from "../util/received-memory.js";
 import { packWindowUpdate, unpackData } from "./data.js";
-import { type ByteSink, writeSink } from "./io.js";
+import {
+  type ByteSink,
+  sinkError,
+  watchedError,
+  watchStream,
+  writeSink,
+} from "./io.js";
 import type { Stream } from "./stream.js";
 import { goWindowBytes, maxCredit } from "./window.js";
+
+/**
+ * Largest window a receiver grants: half of the largest credit, rounded
+ * down, so that a top-up of half a window never overflows the credit.
+ */
+export const maxWindowBytes = Math.floor(maxCredit / 2);
+
+/**
+ * Returns the window of `options`. Throws InvalidArgument for a window
+ * that is not an integer from 1 to {@link maxWindowBytes}.
+ */
+export function checkReceiveOptions(options: { windowBytes?: number }): number {
+  return integerOption(
+    "windowBytes",
+    options.windowBytes,
+    goWindowBytes,
+    1,
+    maxWindowBytes,
+  );
+}
 
 export interface ReceiveBytesOptions {
   /** Aborts the receive; the stream and the sink are aborted too. */
@@ -53,13 +80,8 @@ export async function receiveBytes(
   sink: ByteSink,
   options: ReceiveBytesOptions = {},
 ): Promise<number> {
-  const window = options.windowBytes ?? goWindowBytes;
-  if (!Number.isInteger(window) || window <= 0 || window > maxCredit / 2) {
-    throw new TransferError(
-      `invalid window of ${window} bytes: use 1 to ${maxCredit / 2}`,
-      Code.InvalidArgument,
-    );
-  }
+  watchStream(sink);
+  const window = checkReceiveOptions(options);
   const writer = writeSink(sink, { end: options.endSink });
   const { signal } = options;
   let granted = 0;
@@ -97,6 +119,12 @@ export async function receiveBytes(
   };
 
   try {
+    // A sink that failed before the first byte fails the receive before
+    // the sender is granted anything.
+    const early = watchedError(sink);
+    if (early !== undefined) {
+      throw sinkError(early);
+    }
     await grant();
     for (;;) {
       const message = await orAbort(stream.receive(), signal);

@@ -4,14 +4,21 @@
  * and the end of data is the half-close of the stream.
  */
 import { Code, orAbort, TransferError } from "../errors/index.js";
+import { integerOption } from "../util/options.js";
 import { packData, unpackWindowUpdate } from "./data.js";
-import { type ByteSource, readSource, takeReuseCallback } from "./io.js";
+import {
+  type ByteSource,
+  readSource,
+  takeReuseCallback,
+  watchStream,
+} from "./io.js";
 import type { Stream } from "./stream.js";
 import {
   Credit,
   chunkBytesFor,
   goMaxChunkBytes,
   goWindowBytes,
+  largeChunkMaxBytes,
 } from "./window.js";
 
 export interface SendBytesOptions {
@@ -19,19 +26,40 @@ export interface SendBytesOptions {
   signal?: AbortSignal;
   /**
    * Largest Data payload while the receiver grants Go-sized windows
-   * (64 KiB at a time). Default 32 KiB, what containerd's Go receivers
-   * expect.
+   * (64 KiB at a time), 1 byte to 1 MiB. Default 32 KiB, what
+   * containerd's Go receivers expect.
    */
   maxChunkBytes?: number;
   /**
    * Largest Data payload once the receiver has granted more than 64 KiB in
    * one update, which only a receiver of this package does. By default a
    * quarter of the largest grant, between 256 KiB and 1 MiB: 1 MiB for the
-   * 4 MiB window of this package's server.
+   * 4 MiB window of this package's server. At most 1 MiB.
    */
   largeChunkBytes?: number;
   /** Called after each Data message with the total bytes sent so far. */
   onBytes?: (totalBytes: number) => void;
+}
+
+/**
+ * Checks the chunk sizes of `options`. Throws InvalidArgument for a size
+ * that is not an integer from 1 byte to 1 MiB.
+ */
+export function checkSendOptions(options: SendBytesOptions): void {
+  integerOption(
+    "maxChunkBytes",
+    options.maxChunkBytes,
+    goMaxChunkBytes,
+    1,
+    largeChunkMaxBytes,
+  );
+  integerOption(
+    "largeChunkBytes",
+    options.largeChunkBytes,
+    largeChunkMaxBytes,
+    1,
+    largeChunkMaxBytes,
+  );
 }
 
 /**
@@ -52,6 +80,13 @@ export async function sendBytes(
   source: ByteSource,
   options: SendBytesOptions = {},
 ): Promise<number> {
+  watchStream(source);
+  try {
+    checkSendOptions(options);
+  } catch (error) {
+    stream.abort(error);
+    throw error;
+  }
   const maxChunk = options.maxChunkBytes ?? goMaxChunkBytes;
   const credit = new Credit();
   let largestGrant = 0;

@@ -1,5 +1,14 @@
-export { type ReceiveBytesOptions, receiveBytes } from "./byte-receiver.js";
-export { type SendBytesOptions, sendBytes } from "./byte-sender.js";
+export {
+  checkReceiveOptions,
+  maxWindowBytes,
+  type ReceiveBytesOptions,
+  receiveBytes,
+} from "./byte-receiver.js";
+export {
+  checkSendOptions,
+  type SendBytesOptions,
+  sendBytes,
+} from "./byte-sender.js";
 export { type OpenStreamOptions, openStream } from "./client-stream.js";
 export {
   packData,
@@ -13,6 +22,9 @@ export {
   type ByteSource,
   readSource,
   reuseAfterSend,
+  sinkError,
+  watchedError,
+  watchStream,
 } from "./io.js";
 export { StreamRegistry, type StreamRegistryOptions } from "./registry.js";
 export type { Stream } from "./stream.js";

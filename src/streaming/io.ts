@@ -4,7 +4,12 @@
  */
 import type { Writable } from "node:stream";
 import type { ReadableStream, WritableStream } from "node:stream/web";
-import { Code, errnoOf, TransferError } from "../errors/index.js";
+import {
+  Code,
+  codeOfNodeError,
+  errnoOf,
+  TransferError,
+} from "../errors/index.js";
 
 /**
  * Bytes to send: a Node Readable, a web ReadableStream or any iterable.
@@ -22,6 +27,78 @@ export type ByteSource =
 export type ByteSink = Writable | WritableStream<Uint8Array>;
 
 const reuseCallbacks = new WeakMap<Uint8Array, () => void>();
+
+/** The first 'error' of each Node stream that {@link watchStream} watches. */
+const firstErrors = new WeakMap<object, { error?: unknown }>();
+
+/** A Node stream, or anything else that emits 'error' events. */
+interface ErrorEmitter {
+  on(event: "error", listener: (error: unknown) => void): unknown;
+  errored?: unknown;
+}
+
+function isErrorEmitter(value: unknown): value is ErrorEmitter {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as { on?: unknown }).on === "function"
+  );
+}
+
+/**
+ * Listens for 'error' on `stream`, when it is a Node stream, and records
+ * the first one for {@link watchedError}. Web streams and iterables emit
+ * no events and are left alone.
+ *
+ * An 'error' event without a listener ends the process, and a file stream
+ * emits one for a path that it cannot open, before the transfer reads or
+ * writes the stream. So each entry point that takes a source or a sink
+ * calls this at once. The listener stays for the life of the stream, and
+ * a second call for the same stream adds nothing.
+ */
+export function watchStream(stream: ByteSource | ByteSink): void {
+  if (!isErrorEmitter(stream) || firstErrors.has(stream)) {
+    return;
+  }
+  const first: { error?: unknown } = {};
+  firstErrors.set(stream, first);
+  stream.on("error", (error) => {
+    first.error ??= error;
+  });
+}
+
+/**
+ * Returns the first error of a stream that {@link watchStream} watches,
+ * else the error that destroyed a Node stream before it was watched, else
+ * undefined.
+ */
+export function watchedError(stream: ByteSource | ByteSink): unknown {
+  if (!isErrorEmitter(stream)) {
+    return undefined;
+  }
+  return firstErrors.get(stream)?.error ?? stream.errored ?? undefined;
+}
+
+/**
+ * Returns the error for a sink that failed with `failure`: Aborted for a
+ * reader that closed its end (EPIPE), the code of a Node.js system error
+ * such as NotFound for a file that cannot be created, else Internal.
+ */
+export function sinkError(failure: unknown): TransferError {
+  if (errnoOf(failure) === "EPIPE") {
+    return new TransferError(
+      "failed to write received bytes: the output was closed by its " +
+        "reader (EPIPE)",
+      Code.Aborted,
+      failure,
+    );
+  }
+  return new TransferError(
+    `failed to write received bytes: ${describe(failure)}`,
+    codeOfNodeError(failure) ?? Code.Internal,
+    failure,
+  );
+}
 
 /**
  * Registers `reuse` for `chunk`, a chunk that a source is about to yield
@@ -87,24 +164,12 @@ export function writeSink(
 }
 
 function nodeWriter(sink: Writable, end: boolean): SinkWriter {
-  let failure: unknown;
+  let failure: unknown = watchedError(sink);
   const onError = (error: unknown) => {
     failure ??= error;
   };
   sink.on("error", onError);
-  const failed = () =>
-    errnoOf(failure) === "EPIPE"
-      ? new TransferError(
-          "failed to write received bytes: the output was closed by its " +
-            "reader (EPIPE)",
-          Code.Aborted,
-          failure,
-        )
-      : new TransferError(
-          `failed to write received bytes: ${describe(failure)}`,
-          Code.Internal,
-          failure,
-        );
+  const failed = () => sinkError(failure);
 
   return {
     async write(chunk, onProcessed) {

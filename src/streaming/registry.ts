@@ -18,21 +18,25 @@ import {
   namespaceOf,
   type ServiceImpl,
 } from "../transport/index.js";
+import { integerOption, timerOption } from "../util/options.js";
 import { ServerStream } from "./server-stream.js";
 import type { Stream } from "./stream.js";
 
 const debug = debuglog("containerd-transfer:streaming");
 
 export interface StreamRegistryOptions {
-  /** How long a new call may take to send StreamInit. Default 10 000 ms. */
+  /**
+   * How long a new call may take to send StreamInit, 1 to 2147483647 ms.
+   * Default 10 000 ms.
+   */
   initTimeoutMs?: number;
   /**
    * How long a registered stream may wait for a transfer to claim it before
-   * it is aborted. Default 60 000 ms.
+   * it is aborted, 1 to 2147483647 ms. Default 60 000 ms.
    */
   unclaimedTimeoutMs?: number;
   /**
-   * Maximum number of registered streams. Default 1024.
+   * Maximum number of registered streams, 1 to 1048576. Default 1024.
    *
    * NOTE: nothing reads an unclaimed stream, so over ttrpc each one may
    * hold up to the transport's per-call buffer (by default 16 MiB plus one
@@ -54,9 +58,23 @@ export class StreamRegistry {
   readonly #maxStreams: number;
 
   constructor(options: StreamRegistryOptions = {}) {
-    this.#initTimeoutMs = options.initTimeoutMs ?? 10_000;
-    this.#unclaimedTimeoutMs = options.unclaimedTimeoutMs ?? 60_000;
-    this.#maxStreams = options.maxStreams ?? 1024;
+    this.#initTimeoutMs = timerOption(
+      "initTimeoutMs",
+      options.initTimeoutMs,
+      10_000,
+    );
+    this.#unclaimedTimeoutMs = timerOption(
+      "unclaimedTimeoutMs",
+      options.unclaimedTimeoutMs,
+      60_000,
+    );
+    this.#maxStreams = integerOption(
+      "maxStreams",
+      options.maxStreams,
+      1024,
+      1,
+      2 ** 20,
+    );
   }
 
   /** Number of registered streams. */

@@ -9,10 +9,14 @@ import {
 import {
   type ByteSink,
   type ByteSource,
+  checkReceiveOptions,
+  checkSendOptions,
   receiveBytes,
   type Stream,
   sendBytes,
+  watchStream,
 } from "../streaming/index.js";
+import { timerOption } from "../util/options.js";
 import type { SendingOptions } from "./read-stream.js";
 import { StreamEnd } from "./stream-end.js";
 import { TarTrailerDetector } from "./tar-trailer.js";
@@ -36,6 +40,8 @@ export class ImageImportStream extends StreamEnd {
 
   constructor(source: ByteSource, options: ImageImportOptions = {}) {
     super();
+    watchStream(source);
+    checkSendOptions(options);
     this.#source = source;
     this.#options = options;
   }
@@ -57,6 +63,9 @@ export class ImageImportStream extends StreamEnd {
   }
 }
 
+/** Default of {@link ImageExportOptions.idleTimeoutMs}: 30 s. */
+const defaultIdleTimeoutMs = 30_000;
+
 export interface ImageExportOptions extends ReceivingOptions {
   /** Platforms to export; empty means the daemon's default platform. */
   platforms?: MessageInitShape<typeof PlatformSchema>[];
@@ -67,7 +76,7 @@ export interface ImageExportOptions extends ReceivingOptions {
   /**
    * How long to wait for more bytes after the Transfer call returned,
    * before an archive without its end-of-archive marker is reported as
-   * truncated. Default 30 000 ms.
+   * truncated, 1 to 2147483647 ms. Default 30 000 ms.
    */
   idleTimeoutMs?: number;
 }
@@ -89,6 +98,9 @@ export class ImageExportStream extends StreamEnd {
 
   constructor(sink: ByteSink, options: ImageExportOptions = {}) {
     super();
+    watchStream(sink);
+    checkReceiveOptions(options);
+    timerOption("idleTimeoutMs", options.idleTimeoutMs, defaultIdleTimeoutMs);
     this.#sink = sink;
     this.#options = options;
   }
@@ -133,7 +145,7 @@ export class ImageExportStream extends StreamEnd {
     if (this.settled) {
       return;
     }
-    const timeoutMs = this.#options.idleTimeoutMs ?? 30_000;
+    const timeoutMs = this.#options.idleTimeoutMs ?? defaultIdleTimeoutMs;
     this.#idle = setTimeout(() => {
       this.#stall.abort(
         new TransferError(

@@ -2,9 +2,11 @@ import { type Any, packAny } from "../any/index.js";
 import { ReadStreamSchema } from "../gen/containerd/types/transfer/streaming_pb.js";
 import {
   type ByteSource,
+  checkSendOptions,
   type SendBytesOptions,
   type Stream,
   sendBytes,
+  watchStream,
 } from "../streaming/index.js";
 import { StreamEnd } from "./stream-end.js";
 
@@ -14,14 +16,15 @@ export const tarMediaType = "application/x-tar";
 export interface SendingOptions {
   /** Called with the total bytes sent so far. */
   onBytes?: (totalBytes: number) => void;
-  /** Largest Data payload towards a Go receiver. Default 32 KiB. */
+  /** Largest Data payload towards a Go receiver, 1 byte to 1 MiB. Default 32 KiB. */
   maxChunkBytes?: SendBytesOptions["maxChunkBytes"];
 }
 
 /**
  * Bytes from the client to the server, such as a tar archive to extract in
  * a container. `wait()` resolves once every byte was sent and the stream
- * half-closed.
+ * half-closed. An 'error' that a Node source emits from construction on
+ * is kept and rejects `wait()` and the transfer.
  */
 export class ReadStream extends StreamEnd {
   protected readonly purpose = "data";
@@ -35,6 +38,8 @@ export class ReadStream extends StreamEnd {
     options: SendingOptions = {},
   ) {
     super();
+    watchStream(source);
+    checkSendOptions(options);
     this.#source = source;
     this.mediaType = mediaType;
     this.#options = options;

@@ -2,8 +2,10 @@ import { type Any, packAny } from "../any/index.js";
 import { WriteStreamSchema } from "../gen/containerd/types/transfer/streaming_pb.js";
 import {
   type ByteSink,
+  checkReceiveOptions,
   receiveBytes,
   type Stream,
+  watchStream,
 } from "../streaming/index.js";
 import { tarMediaType } from "./read-stream.js";
 import { StreamEnd } from "./stream-end.js";
@@ -11,7 +13,9 @@ import { StreamEnd } from "./stream-end.js";
 export interface ReceivingOptions {
   /** Called with the total bytes received so far. */
   onBytes?: (totalBytes: number) => void;
-  /** Bytes granted to the sender at a time. Default 64 KiB. */
+  /**
+   * Bytes granted to the sender at a time, 1 to 1073741823. Default 64 KiB.
+   */
   windowBytes?: number;
   /** Whether to end the sink after the last byte. Default true. */
   endSink?: boolean;
@@ -26,7 +30,8 @@ export interface ReceivingOptions {
 /**
  * Bytes from the server to the client, such as a tar archive of a container
  * path. `wait()` resolves once the server ended the stream and the sink has
- * flushed every byte.
+ * flushed every byte. An 'error' that a Node sink emits from construction
+ * on is kept and rejects `wait()` and the transfer.
  */
 export class WriteStream extends StreamEnd {
   protected readonly purpose = "data";
@@ -40,6 +45,8 @@ export class WriteStream extends StreamEnd {
     options: ReceivingOptions = {},
   ) {
     super();
+    watchStream(sink);
+    checkReceiveOptions(options);
     this.#sink = sink;
     this.mediaType = mediaType;
     this.#options = options;
