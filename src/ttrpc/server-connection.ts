@@ -38,7 +38,7 @@ export interface ServerSettings {
 
 /**
  * How long a connection may stay silent in the middle of a frame before
- * the server closes it, in ms. The decoder holds the frame's buffer, up to
+ * the server closes it, in ms. The decoder keeps the frame's buffer, up to
  * the message limit, until the frame is complete, so a client that stops
  * there would keep that memory for as long as it stays connected.
  */

@@ -15,6 +15,7 @@ import {
   type ServiceImplSpec,
 } from "@connectrpc/connect";
 import { listenOnPath } from "../transport/socket-path.js";
+import { timerOption } from "../util/options.js";
 import { type LimitOptions, positive, resolveLimits } from "./limits.js";
 import { adoptWithOwnReadBuffer } from "./own-read-buffer.js";
 import {
@@ -94,21 +95,6 @@ export interface TtrpcServer {
 
 const defaultCloseGraceMs = 1000;
 
-/**
- * Checks a time option in ms: a positive integer that a Node.js timer can
- * wait, at most 2^31 - 1 ms. A longer delay would fire at once.
- */
-function timerOption(name: string, value: number): number {
-  positive(name, value);
-  if (value > 2 ** 31 - 1) {
-    throw new ConnectError(
-      `invalid ttrpc option ${name}: ${value}; expected at most ` +
-        `${2 ** 31 - 1} ms (24.8 days)`,
-      Code.InvalidArgument,
-    );
-  }
-  return value;
-}
 // Time between aborting the handlers and destroying the sockets, so that
 // handlers that honour their signal still get their status out.
 const abortToDestroyMs = 100;
@@ -127,7 +113,8 @@ export function createTtrpcServer(options: TtrpcServerOptions): TtrpcServer {
     debug: (message: string) => debug("%s", message),
     midFrameTimeoutMs: timerOption(
       "midFrameTimeoutMs",
-      options.midFrameTimeoutMs ?? midFrameTimeoutMs,
+      options.midFrameTimeoutMs,
+      midFrameTimeoutMs,
     ),
   };
   const closeGraceMs = positive(
