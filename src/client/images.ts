@@ -18,6 +18,7 @@ import {
   type PlatformSpec,
   parsePlatform,
 } from "./image-platform.js";
+import { checkImageName } from "./registry.js";
 
 export interface ImageOperationOptions {
   signal?: AbortSignal;
@@ -33,12 +34,14 @@ export interface ImportImageOptions extends ImageOperationOptions {
   /**
    * Stores the archive's index as this image name as well. The index lists
    * every manifest of the archive, so the image covers all its platforms.
+   * It must be a valid image reference.
    */
   name?: string;
   /**
    * Prefix for the names found in the archive: only names under it are
    * kept, and tag-only names become `BASE:TAG`. Default: names are kept
-   * as they are, and tag-only names become `import-YYYY-MM-DD:TAG`.
+   * as they are, and tag-only names become `import-YYYY-MM-DD:TAG`. It
+   * must be a repository name without tag or digest.
    */
   baseName?: string;
   /** Also stores each manifest as `BASE@DIGEST`. */
@@ -89,6 +92,12 @@ export async function importImage(
   options: ImportImageOptions = {},
 ): Promise<ImportImageResult> {
   watchStream(source);
+  if (options.name !== undefined) {
+    checkImageName(options.name);
+  }
+  if (options.baseName !== undefined) {
+    checkImageName(options.baseName, "base name", true);
+  }
   const platforms = options.allPlatforms
     ? []
     : (options.platforms ?? [hostPlatform()]).map(parsePlatform);
@@ -234,7 +243,8 @@ export interface TagImageOptions extends ImageOperationOptions {
 /**
  * Points the name or names `target` at the content of the image
  * `source`. containerd replaces a target that already exists. Rejects
- * with kind "not found" when `source` is unknown.
+ * with kind "not found" when `source` is unknown, and with "invalid
+ * argument" for a target outside the image reference grammar.
  */
 export async function tagImage(
   client: Client,
@@ -245,6 +255,9 @@ export async function tagImage(
   const targets = typeof target === "string" ? [target] : [...target];
   checkNames([source], "tag");
   checkNames(targets, "tag");
+  for (const name of targets) {
+    checkImageName(name);
+  }
   const [first, ...rest] = targets as [string, ...string[]];
   await client.transfer(
     new ImageStore(source),

@@ -32,7 +32,10 @@ export {
 export type RegistryOptions = Omit<OCIRegistryOptions, "credentials">;
 
 export interface PullOptions {
-  /** Name of the image in containerd. Default the normalized reference. */
+  /**
+   * Name of the image in containerd. Default the normalized reference.
+   * A name outside the reference grammar is rejected (InvalidArgument).
+   */
   name?: string;
   /**
    * Platforms to fetch, as `os/arch[/variant]` or objects. Empty or unset
@@ -88,6 +91,9 @@ export async function pullImage(
   options: PullOptions = {},
 ): Promise<RegistryTransferSummary> {
   const normalized = normalizeReference(reference);
+  if (options.name !== undefined) {
+    checkImageName(options.name);
+  }
   const name = options.name ?? normalized;
   const source = new OCIRegistry(normalized, {
     ...options.registry,
@@ -228,21 +234,87 @@ const domainPattern =
  * Throws InvalidArgument for a reference outside the grammar.
  */
 export function normalizeReference(reference: string): string {
+  const { domain, path, tag, digest } = splitReference(
+    reference,
+    "image reference",
+  );
+  return `${domain}/${path}${tag ? `:${tag}` : ""}${digest ? `@${digest}` : ""}`;
+}
+
+/**
+ * Checks a name that containerd is to store, such as the target of a tag
+ * or the name of an import, against the reference grammar that
+ * {@link normalizeReference} applies to a pull. containerd stores any
+ * name as given, but its exporter rejects one outside the grammar with
+ * "invalid reference format". `what` names the value in the message;
+ * with `repository` set, a tag or digest is rejected as well. Throws
+ * InvalidArgument.
+ */
+export function checkImageName(
+  name: string,
+  what = "image name",
+  repository = false,
+): void {
+  if (name === "" || name !== name.trim()) {
+    throw new TransferError(
+      `invalid ${what} "${name}": it is empty or has spaces around it`,
+      Code.InvalidArgument,
+    );
+  }
+  const { tag, digest } = splitReference(name, what, repository);
+  if (repository && (tag || digest)) {
+    throw new TransferError(
+      `invalid ${what} "${name}": give a repository without a tag or ` +
+        "digest, such as example.test/app",
+      Code.InvalidArgument,
+    );
+  }
+}
+
+interface ReferenceParts {
+  domain: string;
+  path: string;
+  tag: string;
+  digest: string;
+}
+
+// Splits a reference and checks each part, naming it `what` in errors.
+// A reference without tag or digest gets the tag `latest` unless `bare`.
+function splitReference(
+  reference: string,
+  what: string,
+  bare = false,
+): ReferenceParts {
   let rest = reference.trim();
   let digest = "";
   let tag = "";
+  const check = (valid: boolean, part: string) => {
+    if (!valid) {
+      throw new TransferError(
+        `invalid ${what} "${reference}": invalid ${part}`,
+        Code.InvalidArgument,
+      );
+    }
+  };
 
   const at = rest.indexOf("@");
   if (at >= 0) {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
-    check(digestPattern.test(digest), reference, `digest "${digest}"`);
+    check(
+      digestPattern.test(digest),
+      `digest "${digest}" (use ALGORITHM:HEX, such as sha256:...)`,
+    );
   }
   const colon = rest.lastIndexOf(":");
   if (colon > rest.lastIndexOf("/")) {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
-    check(tagPattern.test(tag), reference, `tag "${tag}"`);
+    check(
+      tagPattern.test(tag),
+      `tag "${tag}" (up to 128 letters, digits and . _ -, not starting ` +
+        "with . or -)",
+    );
   }
 
   let domain = "docker.io";
@@ -257,7 +329,7 @@ export function normalizeReference(reference: string): string {
   ) {
     domain = first;
     path = rest.slice(slash + 1);
-    check(domainPattern.test(domain), reference, `registry "${domain}"`);
+    check(domainPattern.test(domain), `registry "${domain}"`);
   }
   if (domain === "index.docker.io") {
     domain = "docker.io";
@@ -268,29 +340,19 @@ export function normalizeReference(reference: string): string {
   for (const component of path.split("/")) {
     check(
       componentPattern.test(component),
-      reference,
       `path component "${component}" (lowercase letters, digits and ` +
         "separators . _ __ - only)",
     );
   }
 
-  if (!tag && !digest) {
+  if (!tag && !digest && !bare) {
     tag = "latest";
   }
-  return `${domain}/${path}${tag ? `:${tag}` : ""}${digest ? `@${digest}` : ""}`;
+  return { domain, path, tag, digest };
 }
 
 /** Returns the registry host of a reference, such as `docker.io`. */
 export function referenceHost(reference: string): string {
   const normalized = normalizeReference(reference);
   return normalized.slice(0, normalized.indexOf("/"));
-}
-
-function check(valid: boolean, reference: string, part: string) {
-  if (!valid) {
-    throw new TransferError(
-      `invalid image reference "${reference}": invalid ${part}`,
-      Code.InvalidArgument,
-    );
-  }
 }

@@ -3,9 +3,14 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { isLoopbackHost } from "../../src/cli/image-registry.js";
 import {
+  checkImageName,
+  connect,
+  importImage,
   normalizeReference,
+  pullImage,
   referenceHost,
   registryError,
+  tagImage,
 } from "../../src/client/index.js";
 import { Code, TransferError } from "../../src/errors/index.js";
 
@@ -45,6 +50,63 @@ test("invalid references are rejected", () => {
         error instanceof TransferError && error.kind === "invalid argument",
       JSON.stringify(input),
     );
+  }
+});
+
+test("image names follow the grammar", () => {
+  for (const name of ["bb:1", "imgfix.test/a/b:1", `x.test/r@${digest}`]) {
+    assert.doesNotThrow(() => checkImageName(name), name);
+  }
+  const cases: [string, RegExp][] = [
+    ["imgfix.test/Bad Name:1", /path component "Bad Name"/],
+    ["imgfix.test/x:UP per", /tag "UP per"/],
+    [" imgfix.test/x:1", /spaces around it/],
+    ["", /empty/],
+  ];
+  for (const [name, detail] of cases) {
+    assert.throws(
+      () => checkImageName(name),
+      (error: unknown) =>
+        error instanceof TransferError &&
+        error.kind === "invalid argument" &&
+        error.message.includes(`invalid image name "${name}"`) &&
+        detail.test(error.message),
+      JSON.stringify(name),
+    );
+  }
+  assert.throws(
+    () => checkImageName("imgfix.test/app:1", "base name", true),
+    /invalid base name "imgfix.test\/app:1": give a repository/,
+  );
+});
+
+test("new names checked before sending", async () => {
+  // Nothing listens here, so a call that sent a request would fail
+  // as unavailable instead.
+  const client = connect({ address: "/tmp/imgfix-absent/none.sock" });
+  const invalid = (error: { kind?: string; message?: string }) => {
+    assert.equal(error.kind, "invalid argument", error.message);
+    return true;
+  };
+  try {
+    await assert.rejects(
+      tagImage(client, "imgfix.test/a:1", "imgfix.test/B:1"),
+      invalid,
+    );
+    await assert.rejects(
+      importImage(client, [Buffer.alloc(1024)], { name: "imgfix.test/b c" }),
+      invalid,
+    );
+    await assert.rejects(
+      importImage(client, [Buffer.alloc(1024)], { baseName: "x.test/Up" }),
+      invalid,
+    );
+    await assert.rejects(
+      pullImage(client, "imgfix.test/a:1", { name: "imgfix.test/a:b c" }),
+      invalid,
+    );
+  } finally {
+    await client.close();
   }
 });
 
