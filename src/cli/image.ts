@@ -28,7 +28,8 @@ interface ImportFlags {
   digests?: boolean;
   platform: string[];
   allPlatforms?: boolean;
-  unpack?: boolean | string;
+  unpack?: boolean;
+  snapshotter?: string;
   label: string[];
   compressBlobs?: boolean;
   quiet?: boolean;
@@ -80,9 +81,11 @@ export function addImageCommand(program: Command, signal: AbortSignal): void {
     .option("--digests", "also store each manifest as BASE@DIGEST")
     .addOption(platformOption("import content for PLATFORM"))
     .option("--all-platforms", "import the content of every platform")
+    .option("--unpack", "unpack the imported platforms")
     .option(
-      "--unpack [snapshotter]",
-      "unpack into the snapshotter (default: the daemon's default)",
+      "--snapshotter <name>",
+      "snapshotter to unpack into (default: the daemon's default); " +
+        "implies --unpack",
     )
     .addOption(
       new Option("--label <key=value>", "set a label on the new images")
@@ -182,7 +185,7 @@ async function runImport(
         digests: flags.digests,
         platforms: flags.platform.length > 0 ? flags.platform : undefined,
         allPlatforms: flags.allPlatforms,
-        unpack: flags.unpack,
+        unpack: flags.snapshotter ?? flags.unpack,
         labels: parseLabels(flags.label),
         forceCompress: flags.compressBlobs,
         signal,

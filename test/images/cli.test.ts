@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { getImage, importImage, tagImage } from "../../src/client/index.js";
@@ -50,6 +51,31 @@ function cli(address: string, args: string[]): Promise<CliResult> {
 function imageName(path: string): string {
   return `imgfix.test/cli-${process.pid}/${path}`;
 }
+
+test("import --unpack keeps the file", async (t) => {
+  const daemon = openDaemon(t);
+  if (!daemon) {
+    return;
+  }
+  const archive = ociArchive({
+    name: imageName("unpack:1"),
+    fileBytes: 10_000,
+    seed: 11,
+  });
+  daemon.cleanUp(archive.name);
+  const file = join(dir, "unpack.tar");
+  await writeFile(file, archive.bytes);
+
+  const result = await cli(daemon.env.address, [
+    "import",
+    "-q",
+    "--unpack",
+    file,
+  ]);
+
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, `imported ${archive.name}\n`);
+});
 
 test("tag rejects invalid names", async (t) => {
   const daemon = openDaemon(t);
