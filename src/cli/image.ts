@@ -2,7 +2,7 @@
  * `image import|export|tag|ls|rm`: images in containerd's image store.
  * Archives and results go to standard output, progress to standard error.
  */
-import { createWriteStream } from "node:fs";
+import { createWriteStream, type Stats } from "node:fs";
 import { rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { type Command, Option } from "commander";
@@ -172,7 +172,7 @@ async function runImport(
   signal: AbortSignal,
 ): Promise<void> {
   const fromStdin = file === "-";
-  const total = fromStdin ? undefined : (await stat(file)).size;
+  const total = fromStdin ? undefined : await archiveSize(file);
   const label = `import ${fromStdin ? "-" : basename(file)}`;
   const progress = createProgress(label, { quiet: flags.quiet, total });
   try {
@@ -200,6 +200,36 @@ async function runImport(
   } finally {
     progress.stop();
   }
+}
+
+/**
+ * Returns the size of the archive FILE to import, or undefined when it is
+ * not a regular file (a FIFO, a device). Throws NotFound for a missing
+ * FILE and FailedPrecondition for a directory, naming FILE.
+ */
+async function archiveSize(file: string): Promise<number | undefined> {
+  let info: Stats;
+  try {
+    info = await stat(file);
+  } catch (error) {
+    if (errorCode(error) === "ENOENT") {
+      throw new TransferError(
+        `image archive "${file}" not found: check the path, or give - to ` +
+          "read standard input",
+        Code.NotFound,
+        error,
+      );
+    }
+    throw error;
+  }
+  if (info.isDirectory()) {
+    throw new TransferError(
+      `image archive "${file}" is a directory: name an archive file, ` +
+        "such as one that image export wrote",
+      Code.FailedPrecondition,
+    );
+  }
+  return info.isFile() ? info.size : undefined;
 }
 
 /**
@@ -264,6 +294,10 @@ async function runExport(
     await rm(partial, { force: true });
     throw error;
   }
+}
+
+function errorCode(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException | undefined)?.code;
 }
 
 /** Formats images as a table with a header line. */

@@ -1,10 +1,12 @@
 /**
  * `containerd-transfer image` as a user runs it: a child process, with
  * files of its own under /tmp/imgfix-cli-PID.
+ * Checks that fail before any request run against a socket path where
+ * nothing listens, so reaching the daemon would fail them.
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -15,8 +17,10 @@ import { openDaemon } from "./daemon.js";
 const main = fileURLToPath(new URL("../../cli.js", import.meta.url));
 
 let dir = "";
+let absent = "";
 before(async () => {
   dir = await mkdtemp(`/tmp/imgfix-cli-${process.pid}-`);
+  absent = join(dir, "absent.sock");
 });
 after(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -51,6 +55,26 @@ function cli(address: string, args: string[]): Promise<CliResult> {
 function imageName(path: string): string {
   return `imgfix.test/cli-${process.pid}/${path}`;
 }
+
+test("import names missing archives", async () => {
+  const missing = join(dir, "missing.tar");
+  const folder = join(dir, "archive-dir");
+  await mkdir(folder);
+
+  const missingResult = await cli(absent, ["import", missing]);
+  const folderResult = await cli(absent, ["import", folder]);
+
+  assert.equal(missingResult.code, 1, missingResult.stderr);
+  assert.match(
+    missingResult.stderr,
+    new RegExp(`image archive "${missing}" not found`),
+  );
+  assert.equal(folderResult.code, 1, folderResult.stderr);
+  assert.match(
+    folderResult.stderr,
+    new RegExp(`image archive "${folder}" is a directory`),
+  );
+});
 
 test("import --unpack keeps the file", async (t) => {
   const daemon = openDaemon(t);
