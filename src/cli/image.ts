@@ -269,17 +269,15 @@ async function runExport(
     return;
   }
 
-  // The archive goes to a temporary file beside FILE, renamed into place
-  // only when complete, so a failed export leaves FILE as it was.
-  const partial = join(dirname(file), `.${basename(file)}.${process.pid}.part`);
+  const direct = (await exportTarget(file)) === "direct";
   const progress = createProgress(`export ${basename(file)}`, {
     quiet: flags.quiet,
   });
-  try {
-    await exportImage(
+  const exportTo = (path: string) =>
+    exportImage(
       client,
       names,
-      createWriteStream(partial, { highWaterMark: exportBufferBytes }),
+      createWriteStream(path, { highWaterMark: exportBufferBytes }),
       {
         ...options,
         // A file stream is done with a chunk once its write callback runs.
@@ -287,6 +285,20 @@ async function runExport(
         onBytes: (bytes) => progress.update(bytes),
       },
     );
+  if (direct) {
+    try {
+      await exportTo(file);
+    } finally {
+      progress.stop();
+    }
+    return;
+  }
+
+  // The archive goes to a temporary file beside FILE, renamed into place
+  // only when complete, so a failed export leaves FILE as it was.
+  const partial = join(dirname(file), `.${basename(file)}.${process.pid}.part`);
+  try {
+    await exportTo(partial);
     progress.stop();
     await rename(partial, file);
   } catch (error) {
@@ -294,6 +306,49 @@ async function runExport(
     await rm(partial, { force: true });
     throw error;
   }
+}
+
+/**
+ * Decides how an export reaches FILE, before the export starts. A regular
+ * file, or a path with nothing there yet, is "replace": the archive goes
+ * to a temporary file renamed over FILE. Any other existing node, such as
+ * a character device or a FIFO, is "direct": the archive is written into
+ * it, since a rename would put a regular file in its place. Throws for a
+ * directory, a path that ends in / and a socket, naming FILE.
+ */
+async function exportTarget(file: string): Promise<"replace" | "direct"> {
+  const slash = file.endsWith("/");
+  let info: Stats | undefined;
+  try {
+    info = await stat(file);
+  } catch (error) {
+    const code = errorCode(error);
+    if (code !== "ENOENT" && !(slash && code === "ENOTDIR")) {
+      throw error;
+    }
+  }
+  const rejection = (reason: string) =>
+    new TransferError(
+      `cannot write the image archive to "${file}": ${reason}`,
+      Code.FailedPrecondition,
+    );
+  if (info?.isDirectory()) {
+    throw rejection(
+      `it is a directory, so name a file such as ${join(file, "image.tar")}`,
+    );
+  }
+  if (slash) {
+    throw rejection("a path that ends in / names a directory, so name a file");
+  }
+  if (info === undefined || info.isFile()) {
+    return "replace";
+  }
+  if (info.isSocket()) {
+    throw rejection(
+      "a socket cannot be opened as a file, so name a file or a FIFO",
+    );
+  }
+  return "direct";
 }
 
 function errorCode(error: unknown): string | undefined {

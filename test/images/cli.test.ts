@@ -1,20 +1,29 @@
 /**
  * `containerd-transfer image` as a user runs it: a child process, with
- * files of its own under /tmp/imgfix-cli-PID.
+ * files, FIFOs and device nodes of its own under /tmp/imgfix-cli-PID.
  * Checks that fail before any request run against a socket path where
  * nothing listens, so reaching the daemon would fail them.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { execFile, spawn } from "node:child_process";
+import {
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  rm,
+  writeFile,
+} from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { getImage, importImage, tagImage } from "../../src/client/index.js";
 import { ociArchive } from "./archives.js";
-import { openDaemon } from "./daemon.js";
+import { openDaemon, tarFiles } from "./daemon.js";
 
 const main = fileURLToPath(new URL("../../cli.js", import.meta.url));
+const run = promisify(execFile);
 
 let dir = "";
 let absent = "";
@@ -56,6 +65,25 @@ function imageName(path: string): string {
   return `imgfix.test/cli-${process.pid}/${path}`;
 }
 
+test("export to directory fails early", async () => {
+  const target = join(dir, "out");
+  await mkdir(target);
+
+  for (const file of [target, `${target}/`, join(dir, "new/")]) {
+    const result = await cli(absent, ["export", "-q", file, "x.test/a:1"]);
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      new RegExp(
+        `cannot write the image archive to "${file}": (it is a directory|` +
+          "a path that ends in / names a directory)",
+      ),
+    );
+  }
+  assert.deepEqual((await readdir(dir)).sort(), ["out"]);
+  assert.deepEqual(await readdir(target), []);
+});
+
 test("import names missing archives", async () => {
   const missing = join(dir, "missing.tar");
   const folder = join(dir, "archive-dir");
@@ -74,6 +102,62 @@ test("import names missing archives", async () => {
     folderResult.stderr,
     new RegExp(`image archive "${folder}" is a directory`),
   );
+});
+
+test("export into a FIFO", async (t) => {
+  const daemon = openDaemon(t);
+  if (!daemon) {
+    return;
+  }
+  const name = imageName("fifo:1");
+  daemon.cleanUp(name);
+  await tagImage(daemon.client, daemon.env.image, name);
+  const fifo = join(dir, "fifo");
+  await run("mkfifo", [fifo]);
+
+  // `cat` reads the FIFO. Unlike an open in this process, it can be
+  // killed when nothing ever writes to the FIFO.
+  const reader = spawn("cat", [fifo], { stdio: ["ignore", "pipe", "ignore"] });
+  const chunks: Buffer[] = [];
+  reader.stdout.on("data", (chunk: Buffer) => chunks.push(chunk));
+  const ended = new Promise((resolve) => reader.on("close", resolve));
+  const result = await cli(daemon.env.address, ["export", "-q", fifo, name]);
+  const timer = setTimeout(() => reader.kill(), 10_000);
+  await ended;
+  clearTimeout(timer);
+
+  assert.equal(result.code, 0, result.stderr);
+  assert.ok((await lstat(fifo)).isFIFO(), "the FIFO was replaced");
+  assert.ok(tarFiles(Buffer.concat(chunks)).has("index.json"));
+  assert.deepEqual(
+    (await readdir(dir)).filter((f) => f.endsWith(".part")),
+    [],
+  );
+});
+
+test("export into a character device", async (t) => {
+  const daemon = openDaemon(t);
+  if (!daemon) {
+    return;
+  }
+  const node = join(dir, "null");
+  // 1:3 are the null device's numbers. Creating a node needs CAP_MKNOD.
+  const created = await run("mknod", [node, "c", "1", "3"]).then(
+    () => true,
+    () => false,
+  );
+  if (!created) {
+    t.skip("mknod is not permitted here");
+    return;
+  }
+  const name = imageName("device:1");
+  daemon.cleanUp(name);
+  await tagImage(daemon.client, daemon.env.image, name);
+
+  const result = await cli(daemon.env.address, ["export", "-q", node, name]);
+
+  assert.equal(result.code, 0, result.stderr);
+  assert.ok((await lstat(node)).isCharacterDevice(), "the node was replaced");
 });
 
 test("import --unpack keeps the file", async (t) => {
