@@ -246,25 +246,25 @@ export function normalizeReference(reference: string): string {
  * or the name of an import, against the reference grammar that
  * {@link normalizeReference} applies to a pull. containerd stores any
  * name as given, but its exporter rejects one outside the grammar with
- * "invalid reference format". `what` names the value in the message;
- * with `repository` set, a tag or digest is rejected as well. Throws
+ * "invalid reference format". `label` names the value in the message.
+ * With `repository` set, a tag or digest is rejected as well. Throws
  * InvalidArgument.
  */
 export function checkImageName(
   name: string,
-  what = "image name",
+  label = "image name",
   repository = false,
 ): void {
   if (name === "" || name !== name.trim()) {
     throw new TransferError(
-      `invalid ${what} "${name}": it is empty or has spaces around it`,
+      `invalid ${label} "${name}": it is empty or has spaces around it`,
       Code.InvalidArgument,
     );
   }
-  const { tag, digest } = splitReference(name, what, repository);
+  const { tag, digest } = splitReference(name, label, repository);
   if (repository && (tag || digest)) {
     throw new TransferError(
-      `invalid ${what} "${name}": give a repository without a tag or ` +
+      `invalid ${label} "${name}": give a repository without a tag or ` +
         "digest, such as example.test/app",
       Code.InvalidArgument,
     );
@@ -278,11 +278,11 @@ interface ReferenceParts {
   digest: string;
 }
 
-// Splits a reference and checks each part, naming it `what` in errors.
+// Splits a reference and checks each part, naming it `label` in errors.
 // A reference without tag or digest gets the tag `latest` unless `bare`.
 function splitReference(
   reference: string,
-  what: string,
+  label: string,
   bare = false,
 ): ReferenceParts {
   let rest = reference.trim();
@@ -291,7 +291,7 @@ function splitReference(
   const check = (valid: boolean, part: string) => {
     if (!valid) {
       throw new TransferError(
-        `invalid ${what} "${reference}": invalid ${part}`,
+        `invalid ${label} "${reference}": invalid ${part}`,
         Code.InvalidArgument,
       );
     }
