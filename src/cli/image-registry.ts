@@ -7,6 +7,7 @@ import { type Command, Option } from "commander";
 import { hostPlatform, type PlatformSpec } from "../client/image-platform.js";
 import {
   type Client,
+  checkImageName,
   dockerConfigCredentials,
   dockerConfigPath,
   fixedCredentials,
@@ -95,6 +96,9 @@ export async function runPull(
   signal: AbortSignal,
 ): Promise<string> {
   const host = referenceHost(reference);
+  if (flags.name !== undefined) {
+    checkNameArgument(flags.name);
+  }
   const unpack = flags.unpack || flags.snapshotter !== undefined;
   const unpackPlatforms: PlatformSpec[] =
     flags.platform.length > 0 ? flags.platform : [hostPlatform()];
@@ -153,6 +157,22 @@ export async function runPush(
   } catch (error) {
     display.stop(false);
     throw withHint(error, host);
+  }
+}
+
+/**
+ * Checks a new image name given on the command line with
+ * {@link checkImageName}, and throws what it rejects as a usage error.
+ */
+export function checkNameArgument(
+  name: string,
+  label?: string,
+  repository?: boolean,
+): void {
+  try {
+    checkImageName(name, label, repository);
+  } catch (error) {
+    throw usageError(TransferError.from(error).rawMessage, error);
   }
 }
 

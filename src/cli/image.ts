@@ -19,7 +19,7 @@ import {
 import { Code, TransferError } from "../errors/index.js";
 import { readFileChunks } from "../streaming/index.js";
 import type { Progress } from "../transfer/index.js";
-import { addRegistryCommands } from "./image-registry.js";
+import { addRegistryCommands, checkNameArgument } from "./image-registry.js";
 import { createProgress } from "./progress.js";
 
 interface ImportFlags {
@@ -123,6 +123,9 @@ export function addImageCommand(program: Command, signal: AbortSignal): void {
     .argument("<targets...>")
     .action(
       withClient(async (client, source: string, targets: string[]) => {
+        for (const target of targets) {
+          checkNameArgument(target);
+        }
         await tagImage(client, source, targets, { signal });
       }),
     );
@@ -171,6 +174,12 @@ async function runImport(
   flags: ImportFlags,
   signal: AbortSignal,
 ): Promise<void> {
+  if (flags.name !== undefined) {
+    checkNameArgument(flags.name);
+  }
+  if (flags.baseName !== undefined) {
+    checkNameArgument(flags.baseName, "base name", true);
+  }
   const fromStdin = file === "-";
   const total = fromStdin ? undefined : await archiveSize(file);
   const label = `import ${fromStdin ? "-" : basename(file)}`;

@@ -104,6 +104,24 @@ test("import names missing archives", async () => {
   );
 });
 
+test("name options are usage errors", async () => {
+  const archive = join(dir, "named.tar");
+  await writeFile(archive, Buffer.alloc(1024));
+  const runs: [string[], string][] = [
+    [["import", "--name", "imgfix.test/also bad", archive], "also bad"],
+    [["import", "--base-name", "imgfix.test/b:1", archive], "imgfix.test/b:1"],
+    [["pull", "imgfix.test/a:1", "--name", "imgfix.test/B:1"], "B:1"],
+    [["tag", "imgfix.test/a:1", "imgfix.test/x:UP per"], "UP per"],
+  ];
+
+  for (const [args, value] of runs) {
+    const result = await cli(absent, args);
+    assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+    assert.match(result.stderr, /invalid (image|base) name "/);
+    assert.ok(result.stderr.includes(value), result.stderr);
+  }
+});
+
 test("export into a FIFO", async (t) => {
   const daemon = openDaemon(t);
   if (!daemon) {
