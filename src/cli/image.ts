@@ -21,6 +21,7 @@ import { readFileChunks } from "../streaming/index.js";
 import type { Progress } from "../transfer/index.js";
 import { addRegistryCommands, checkNameArgument } from "./image-registry.js";
 import { createProgress } from "./progress.js";
+import { usageError } from "./usage.js";
 
 interface ImportFlags {
   name?: string;
@@ -264,10 +265,9 @@ async function runExport(
   };
   if (file === "-") {
     if (process.stdout.isTTY) {
-      throw new TransferError(
+      throw usageError(
         "refusing to write an image archive to a terminal: redirect " +
           "standard output or name a file",
-        Code.InvalidArgument,
       );
     }
     await exportImage(client, names, process.stdout, {
@@ -430,10 +430,7 @@ function parseLabels(labels: string[]): Record<string, string> {
   for (const label of labels) {
     const equals = label.indexOf("=");
     if (equals <= 0) {
-      throw new TransferError(
-        `invalid label "${label}": use KEY=VALUE`,
-        Code.InvalidArgument,
-      );
+      throw usageError(`invalid label "${label}": use KEY=VALUE`);
     }
     parsed[label.slice(0, equals)] = label.slice(equals + 1);
   }

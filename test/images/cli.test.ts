@@ -122,6 +122,16 @@ test("name options are usage errors", async () => {
   }
 });
 
+test("bad label is a usage error", async () => {
+  const archive = join(dir, "labelled.tar");
+  await writeFile(archive, Buffer.alloc(1024));
+
+  const result = await cli(absent, ["import", "--label", "nokey", archive]);
+
+  assert.equal(result.code, 2, result.stderr);
+  assert.match(result.stderr, /invalid label "nokey": use KEY=VALUE/);
+});
+
 test("export into a FIFO", async (t) => {
   const daemon = openDaemon(t);
   if (!daemon) {
