@@ -28,6 +28,7 @@ import {
   checkReplace,
   type ExistingKind,
   hasTrailingSlash,
+  localKind,
   isContentsPath,
   missingParentError,
   parentNotDirectoryError,
@@ -162,6 +163,14 @@ async function inspectLocalSource(
   if (trailingSlash && !stats.isDirectory()) {
     throw new TransferError(
       `cannot copy "${localPath}": not a directory`,
+      Code.FailedPrecondition,
+    );
+  }
+  const kind = localKind(stats);
+  if (kind !== "directory" && kind !== "other") {
+    throw new TransferError(
+      `cannot copy ${kind} "${localPath}": a copy carries only files, ` +
+        "directories and links",
       Code.FailedPrecondition,
     );
   }

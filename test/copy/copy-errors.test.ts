@@ -314,3 +314,19 @@ test("copy never replaces a FIFO or device", async (t) => {
     assert.ok((await lstat(join(local, "null"))).isCharacterDevice());
   }
 });
+
+test("FIFO source rejected", async (t) => {
+  const { client, local, rootfs } = await startCopyEndpoint(t);
+  const fifo = join(local, "fifo");
+  await promisify(execFile)("mkfifo", [fifo]);
+
+  await assert.rejects(
+    copyIntoContainer(client, fifo, { containerId, path: "/copied" }),
+    (error: TransferError) =>
+      error.code === Code.FailedPrecondition &&
+      /cannot copy FIFO ".*fifo": a copy carries only files/.test(
+        error.rawMessage,
+      ),
+  );
+  assert.deepEqual(await readTree(rootfs), {});
+});
