@@ -60,8 +60,8 @@ export async function openForWriting(
   for (let attempt = 0; ; attempt++) {
     checkAttempts(attempt, where);
     const existing = await lstatChild(parent, where);
-    if (existing?.isDirectory()) {
-      throw conflict(where, "a file", existing);
+    if (keepsItsName(existing)) {
+      throw conflict(where, "a file", existing!);
     }
     if (existing !== undefined && !existing.isFile()) {
       await removeExisting(parent, where, onRemove);
@@ -212,8 +212,8 @@ export function writeSmallFile(
   try {
     writeSmallBody(fd, body, metadata, where);
     const existing = lstatChildSync(parent, where);
-    if (existing?.isDirectory()) {
-      throw conflict(where, "a file", existing);
+    if (keepsItsName(existing)) {
+      throw conflict(where, "a file", existing!);
     }
     try {
       renameSync(hidden.path, parent.path);
@@ -327,8 +327,8 @@ export async function placeFile(
   let renamed = false;
   try {
     const existing = await lstatChild(parent, where);
-    if (existing?.isDirectory()) {
-      throw conflict(where, "a file", existing);
+    if (keepsItsName(existing)) {
+      throw conflict(where, "a file", existing!);
     }
     renamed =
       (await rename(temp.path, parent.path).then(
@@ -394,8 +394,8 @@ export async function createSymlink(
   for (let attempt = 0; ; attempt++) {
     checkAttempts(attempt, where);
     const existing = await lstatChild(parent, where);
-    if (existing?.isDirectory()) {
-      throw conflict(where, "a symlink", existing);
+    if (keepsItsName(existing)) {
+      throw conflict(where, "a symlink", existing!);
     }
     if (existing !== undefined) {
       await removeExisting(parent, where, onRemove);
@@ -409,6 +409,40 @@ export async function createSymlink(
       return;
     }
   }
+}
+
+/**
+ * Returns whether an entry other than a directory must leave `existing`
+ * in place. Only a directory entry merges into a directory. An archive
+ * never replaces a device, FIFO or socket, so that a copy cannot turn a
+ * container's /dev/null into a file.
+ */
+function keepsItsName(existing: BigIntStats | undefined): boolean {
+  return (
+    existing !== undefined &&
+    (existing.isDirectory() ||
+      existing.isCharacterDevice() ||
+      existing.isBlockDevice() ||
+      existing.isFIFO() ||
+      existing.isSocket())
+  );
+}
+
+/** Returns the kind of file that `stats` describes, for messages. */
+function kindName(stats: BigIntStats): string {
+  if (stats.isDirectory()) {
+    return "directory";
+  }
+  if (stats.isCharacterDevice()) {
+    return "character device";
+  }
+  if (stats.isBlockDevice()) {
+    return "block device";
+  }
+  if (stats.isFIFO()) {
+    return "FIFO";
+  }
+  return stats.isSocket() ? "socket" : "non-directory";
 }
 
 /**
@@ -470,8 +504,8 @@ export async function createHardLink(
   for (let attempt = 0; ; attempt++) {
     checkAttempts(attempt, where);
     const existing = await lstatChild(parent, where);
-    if (existing?.isDirectory()) {
-      throw conflict(where, "a hard link", existing);
+    if (keepsItsName(existing)) {
+      throw conflict(where, "a hard link", existing!);
     }
     if (existing?.ino === target.ino && existing.dev === target.dev) {
       return;
@@ -566,7 +600,7 @@ export function conflict(
   entryKind: string,
   existing: BigIntStats,
 ) {
-  const existingKind = existing.isDirectory() ? "directory" : "non-directory";
+  const existingKind = kindName(existing);
   return new TransferError(
     `cannot replace the ${existingKind} "${where}" with ${entryKind}; ` +
       "remove it first",

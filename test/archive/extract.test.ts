@@ -202,6 +202,30 @@ test("owner beyond 32 bits rejected", async (t) => {
   );
 });
 
+test("FIFO in the way is kept", async (t) => {
+  const { root } = await makeLayout(t);
+  await mkdir(join(root, "d"));
+  for (const name of ["small", "large", "link"]) {
+    execFileSync("mkfifo", [join(root, "d", name)]);
+  }
+  const entries = [
+    { path: "d/small", body: "x" },
+    { path: "d/large", body: "y".repeat(300 * 1024) },
+    { path: "d/link", type: "SymbolicLink" as const, linkpath: "small" },
+  ];
+
+  for (const entry of entries) {
+    await assert.rejects(
+      extractArchive(root, "/", chunked(rawArchive([entry]))),
+      isTransferError(
+        Code.FailedPrecondition,
+        new RegExp(`cannot replace the FIFO "/${entry.path}" with a`),
+      ),
+    );
+    assert.ok((await lstat(join(root, entry.path))).isFIFO(), entry.path);
+  }
+});
+
 test("devices and FIFOs skipped with warnings", async (t) => {
   const { root } = await makeLayout(t);
   const warnings: string[] = [];
