@@ -4,7 +4,7 @@
  * tar archive of a container path.
  */
 
-import type { ArchiveWarningCode, WarningHandler } from "../archive/index.js";
+import type { ArchiveWarningCode, WarningHandler } from "../archive/warning.js";
 import { abortReason, Code, TransferError } from "../errors/index.js";
 import {
   type ByteSink,

@@ -6,7 +6,7 @@
 import { lstatSync, readdirSync, type Stats } from "node:fs";
 import { lstat, readlink } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import type { WarningHandler } from "../archive/index.js";
+import type { WarningHandler } from "../archive/warning.js";
 import { Code, codeOfNodeError, TransferError } from "../errors/index.js";
 
 /** Symlinks followed for one destination before it fails, as in Linux. */

@@ -6,7 +6,7 @@
  * shapes the archive: it renames the top entry for a copy to a new name
  * and picks the directory that receives it.
  */
-import type { WarningHandler } from "../archive/index.js";
+import type { WarningHandler } from "../archive/warning.js";
 import {
   type ByteSink,
   type ByteSource,
