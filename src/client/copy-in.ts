@@ -66,7 +66,13 @@ export async function copyLocalToContainer(
   let totalBytes: number | undefined;
   const estimating = new AbortController();
   if (options.onProgress) {
-    estimateArchiveBytes(source.packed, source.stats, estimating.signal).then(
+    const topName = plan.name ?? "";
+    estimateArchiveBytes(
+      source.packed,
+      source.stats,
+      topName,
+      estimating.signal,
+    ).then(
       (bytes) => {
         totalBytes = bytes;
       },

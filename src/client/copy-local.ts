@@ -146,12 +146,13 @@ export async function followLocalLinks(
 const estimateSliceEntries = 256;
 
 /**
- * Estimates the size of the tar archive of a local path, in bytes: one
- * header block per entry, file content padded to blocks, and the
- * end-of-archive marker. Long or non-ASCII names and sizes of 8 GiB or
- * more add PAX headers, which the estimate counts for names over 100
- * bytes and for sizes. Hard links are counted as whole files, and
- * entries that fail to list or lstat are left out.
+ * Estimates the size of the tar archive of a local path, in bytes: the
+ * header blocks of each entry (see {@link headerBytes}), file content
+ * padded to blocks, and the end-of-archive marker. `topName` is the
+ * archive name of the path itself. A file met again through another hard
+ * link counts its header only, as the packer stores a link entry for it.
+ * Devices, FIFOs and sockets, which a copy skips, and entries that fail
+ * to list or lstat are left out.
  *
  * The walk makes synchronous calls, because each takes microseconds where
  * an asynchronous one adds a hop to the thread pool. It yields to the
@@ -161,10 +162,12 @@ const estimateSliceEntries = 256;
 export async function estimateArchiveBytes(
   path: string,
   stats: Stats,
+  topName: string,
   signal?: AbortSignal,
 ): Promise<number | undefined> {
-  let bytes = entryBytes(stats, "") + 1024;
-  const directories = stats.isDirectory() ? [{ path, name: "" }] : [];
+  let bytes = entryBytes(stats, topName) + 1024;
+  const directories = stats.isDirectory() ? [{ path, name: topName }] : [];
+  const linkedInodes = new Set<string>();
   let sliced = 0;
   for (let next = directories.pop(); next; next = directories.pop()) {
     let names: string[];
@@ -189,6 +192,14 @@ export async function estimateArchiveBytes(
         continue;
       }
       const name = `${next.name}/${child}`;
+      if (childStats.isFile() && childStats.nlink > 1) {
+        const inode = `${childStats.dev}:${childStats.ino}`;
+        if (linkedInodes.has(inode)) {
+          bytes += headerBytes(name);
+          continue;
+        }
+        linkedInodes.add(inode);
+      }
       bytes += entryBytes(childStats, name);
       if (childStats.isDirectory()) {
         directories.push({ path: childPath, name });
@@ -200,13 +211,34 @@ export async function estimateArchiveBytes(
 
 /** Bytes of one entry in the archive: its header blocks and its content. */
 function entryBytes(stats: Stats, name: string): number {
-  const headerBytes = Buffer.byteLength(name) > 100 ? 3 * 512 : 512;
+  if (stats.isDirectory()) {
+    return headerBytes(`${name}/`);
+  }
   if (!stats.isFile()) {
-    return headerBytes;
+    return stats.isSymbolicLink() ? headerBytes(name) : 0;
   }
   // A size over the 11 octal digits of USTAR needs a PAX header too.
   const paxBytes = stats.size > 0o77777777777 ? 2 * 512 : 0;
-  return headerBytes + paxBytes + Math.ceil(stats.size / 512) * 512;
+  return headerBytes(name) + paxBytes + Math.ceil(stats.size / 512) * 512;
+}
+
+/**
+ * Returns the header bytes of an entry name: one block when USTAR holds
+ * it, in its 100-byte name field or split at a `/` between that field
+ * and the 155-byte prefix, and otherwise three, for a PAX header, its
+ * record and the entry's own header. A name that is not ASCII takes a
+ * PAX record too.
+ */
+function headerBytes(name: string): number {
+  const bytes = Buffer.byteLength(name);
+  if (bytes !== name.length) {
+    return 3 * 512;
+  }
+  if (bytes <= 100) {
+    return 512;
+  }
+  const split = name.indexOf("/", bytes - 101);
+  return split >= 0 && split <= 155 ? 512 : 3 * 512;
 }
 
 /**

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
+import { link, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import {
@@ -76,6 +76,29 @@ test("copy in total of many entries", async (t) => {
   );
 
   assertSteady(events, summary.bytes);
+  assertKnownTotal(events, summary.bytes);
+});
+
+test("copy in total of names and links", async (t) => {
+  const { client, local } = await startCopyEndpoint(t);
+  const folder = `src/${"d".repeat(60)}`;
+  const tree: Record<string, string> = { src: "/", [folder]: "/" };
+  for (let i = 0; i < 200; i++) {
+    tree[`${folder}/${String(i).padStart(60, "f")}`] = "x";
+  }
+  await writeTree(local, tree);
+  // Stored once, then as a link entry.
+  await writeFile(join(local, "src/big"), patternBytes(512 * 1024));
+  await link(join(local, "src/big"), join(local, "src/big-again"));
+  const events: CopyProgress[] = [];
+
+  const summary = await copyIntoContainer(
+    client,
+    join(local, "src"),
+    { containerId, path: "/data" },
+    { onProgress: (event) => events.push(event) },
+  );
+
   assertKnownTotal(events, summary.bytes);
 });
 
