@@ -1,6 +1,6 @@
 /**
  * `containerd-transfer image` as a user runs it: a child process, with
- * files, FIFOs and device nodes of its own under /tmp/imgfix-cli-PID.
+ * files, FIFOs and device nodes of its own under /tmp/fifofix-cli-PID.
  * Checks that fail before any request run against a socket path where
  * nothing listens, so reaching the daemon would fail them.
  */
@@ -28,7 +28,7 @@ const run = promisify(execFile);
 let dir = "";
 let absent = "";
 before(async () => {
-  dir = await mkdtemp(`/tmp/imgfix-cli-${process.pid}-`);
+  dir = await mkdtemp(`/tmp/fifofix-cli-${process.pid}-`);
   absent = join(dir, "absent.sock");
 });
 after(async () => {
@@ -60,9 +60,9 @@ function cli(address: string, args: string[]): Promise<CliResult> {
   });
 }
 
-/** Returns a name under imgfix.test that only this process uses. */
+/** Returns a name under fifofix.test that only this process uses. */
 function imageName(path: string): string {
-  return `imgfix.test/cli-${process.pid}/${path}`;
+  return `fifofix.test/cli-${process.pid}/${path}`;
 }
 
 test("export to directory fails early", async () => {
@@ -108,10 +108,13 @@ test("name options are usage errors", async () => {
   const archive = join(dir, "named.tar");
   await writeFile(archive, Buffer.alloc(1024));
   const runs: [string[], string][] = [
-    [["import", "--name", "imgfix.test/also bad", archive], "also bad"],
-    [["import", "--base-name", "imgfix.test/b:1", archive], "imgfix.test/b:1"],
-    [["pull", "imgfix.test/a:1", "--name", "imgfix.test/B:1"], "B:1"],
-    [["tag", "imgfix.test/a:1", "imgfix.test/x:UP per"], "UP per"],
+    [["import", "--name", "fifofix.test/also bad", archive], "also bad"],
+    [
+      ["import", "--base-name", "fifofix.test/b:1", archive],
+      "fifofix.test/b:1",
+    ],
+    [["pull", "fifofix.test/a:1", "--name", "fifofix.test/B:1"], "B:1"],
+    [["tag", "fifofix.test/a:1", "fifofix.test/x:UP per"], "UP per"],
   ];
 
   for (const [args, value] of runs) {
