@@ -19,7 +19,13 @@ import {
 import { Code, TransferError } from "../errors/index.js";
 import { readFileChunks } from "../streaming/index.js";
 import type { Progress } from "../transfer/index.js";
-import { addRegistryCommands, checkNameArgument } from "./image-registry.js";
+import {
+  addRegistryCommands,
+  checkImageArguments,
+  checkNameArgument,
+  checkPlatformArguments,
+  checkSnapshotterArgument,
+} from "./image-registry.js";
 import { createProgress } from "./progress.js";
 import { usageError } from "./usage.js";
 
@@ -124,6 +130,7 @@ export function addImageCommand(program: Command, signal: AbortSignal): void {
     .argument("<targets...>")
     .action(
       withClient(async (client, source: string, targets: string[]) => {
+        checkImageArguments([source]);
         for (const target of targets) {
           checkNameArgument(target);
         }
@@ -162,6 +169,7 @@ export function addImageCommand(program: Command, signal: AbortSignal): void {
     .argument("<names...>")
     .action(
       withClient(async (client, names: string[]) => {
+        checkImageArguments(names);
         for (const name of names) {
           await deleteImage(client, name, { signal });
         }
@@ -181,6 +189,8 @@ async function runImport(
   if (flags.baseName !== undefined) {
     checkNameArgument(flags.baseName, "base name", true);
   }
+  checkPlatformArguments(flags.platform);
+  checkSnapshotterArgument(flags.snapshotter);
   const fromStdin = file === "-";
   const total = fromStdin ? undefined : await archiveSize(file);
   const label = `import ${fromStdin ? "-" : basename(file)}`;
@@ -255,6 +265,8 @@ async function runExport(
   flags: ExportFlags,
   signal: AbortSignal,
 ): Promise<void> {
+  checkImageArguments(names);
+  checkPlatformArguments(flags.platform);
   const options = {
     platforms: flags.platform,
     allPlatforms: flags.allPlatforms,

@@ -135,6 +135,37 @@ test("bad label is a usage error", async () => {
   assert.match(result.stderr, /invalid label "nokey": use KEY=VALUE/);
 });
 
+test("arguments are usage errors", async () => {
+  const archive = join(dir, "arguments.tar");
+  await writeFile(archive, Buffer.alloc(1024));
+  const out = join(dir, "arguments-out.tar");
+  const image = "fifofix.test/a:1";
+  const runs: [string[], RegExp][] = [
+    [["pull", "127.0.0.1:5443/x/BB:1"], /invalid image reference "/],
+    [["push", image, "127.0.0.1:5443/x/UP:1"], /invalid image reference "/],
+    [["push", ""], /invalid image name ""/],
+    [["pull", "--platform", "linux", image], /invalid platform "linux"/],
+    [["push", "--platform", "linux", image], /invalid platform "linux"/],
+    [["import", "--platform", "linux", archive], /invalid platform/],
+    [["export", "--platform", "a//b", out, image], /invalid platform/],
+    [["pull", "--snapshotter", "", image], /invalid --snapshotter ""/],
+    [["import", "--snapshotter", " ", archive], /invalid --snapshotter/],
+    [["export", out, ` ${image}`], /invalid image name " /],
+    [["tag", "", image], /invalid image name ""/],
+    [["rm", image, ""], /invalid image name ""/],
+  ];
+
+  for (const [args, message] of runs) {
+    const result = await cli(absent, args);
+    assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+    assert.match(result.stderr, message);
+  }
+  assert.deepEqual(
+    (await readdir(dir)).filter((f) => f.startsWith("arguments-out")),
+    [],
+  );
+});
+
 test("export into a FIFO", async (t) => {
   const daemon = openDaemon(t);
   if (!daemon) {
