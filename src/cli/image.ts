@@ -325,8 +325,30 @@ async function runExport(
   } catch (error) {
     progress.stop();
     await rm(partial, { force: true });
-    throw error;
+    throw partialFileError(error, file, partial);
   }
+}
+
+/**
+ * Returns `error`, or for a failure to create or rename the temporary
+ * file `partial` an error that names FILE and its folder instead.
+ */
+function partialFileError(
+  error: unknown,
+  file: string,
+  partial: string,
+): unknown {
+  const failure = error as NodeJS.ErrnoException;
+  if (failure?.path !== partial || failure.code === undefined) {
+    return error;
+  }
+  const reason = failure.message.replace(/, \w+ '.*'$/, "");
+  return new TransferError(
+    `cannot write the image archive to "${file}": cannot create a file ` +
+      `in ${dirname(partial)} (${reason})`,
+    TransferError.from(error).code,
+    error,
+  );
 }
 
 /**
@@ -344,7 +366,7 @@ async function exportTarget(file: string): Promise<"replace" | "direct"> {
     info = await stat(file);
   } catch (error) {
     const code = errorCode(error);
-    if (code !== "ENOENT" && !(slash && code === "ENOTDIR")) {
+    if (code !== "ENOENT" && code !== "ENOTDIR") {
       throw error;
     }
   }
@@ -360,6 +382,24 @@ async function exportTarget(file: string): Promise<"replace" | "direct"> {
   }
   if (slash) {
     throw rejection("a path that ends in / names a directory, so name a file");
+  }
+  if (info === undefined) {
+    const folder = dirname(file);
+    let folderInfo: Stats | undefined;
+    try {
+      folderInfo = await stat(folder);
+    } catch (error) {
+      const code = errorCode(error);
+      if (code !== "ENOENT" && code !== "ENOTDIR") {
+        throw error;
+      }
+    }
+    if (folderInfo === undefined) {
+      throw rejection(`the folder ${folder} does not exist`);
+    }
+    if (!folderInfo.isDirectory()) {
+      throw rejection(`${folder} is not a folder`);
+    }
   }
   if (info === undefined || info.isFile()) {
     return "replace";

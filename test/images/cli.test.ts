@@ -135,6 +135,17 @@ test("bad label is a usage error", async () => {
   assert.match(result.stderr, /invalid label "nokey": use KEY=VALUE/);
 });
 
+test("export names a missing folder", async () => {
+  const file = join(dir, "no-folder", "x.tar");
+
+  const result = await cli(absent, ["export", "-q", file, "x.test/a:1"]);
+
+  assert.equal(result.code, 1, result.stderr);
+  assert.ok(result.stderr.includes(`"${file}"`), result.stderr);
+  assert.match(result.stderr, /the folder \S+no-folder does not exist/);
+  assert.doesNotMatch(result.stderr, /\.part/);
+});
+
 test("arguments are usage errors", async () => {
   const archive = join(dir, "arguments.tar");
   await writeFile(archive, Buffer.alloc(1024));
