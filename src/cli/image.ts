@@ -27,6 +27,7 @@ import {
   checkSnapshotterArgument,
 } from "./image-registry.js";
 import { createProgress } from "./progress.js";
+import { setLeftover } from "./signals.js";
 import { usageError } from "./usage.js";
 
 interface ImportFlags {
@@ -318,6 +319,7 @@ async function runExport(
   // The archive goes to a temporary file beside FILE, renamed into place
   // only when complete, so a failed export leaves FILE as it was.
   const partial = join(dirname(file), `.${basename(file)}.${process.pid}.part`);
+  setLeftover(`the export may leave its partial archive ${partial}`);
   try {
     await exportTo(partial);
     progress.stop();
@@ -326,6 +328,8 @@ async function runExport(
     progress.stop();
     await rm(partial, { force: true });
     throw partialFileError(error, file, partial);
+  } finally {
+    setLeftover(undefined);
   }
 }
 
