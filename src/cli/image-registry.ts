@@ -4,7 +4,11 @@
  * or Docker's config file, and progress on standard error.
  */
 import { type Command, Option } from "commander";
-import { hostPlatform, type PlatformSpec } from "../client/image-platform.js";
+import {
+  hostPlatform,
+  type PlatformSpec,
+  parsePlatform,
+} from "../client/image-platform.js";
 import {
   type Client,
   checkImageName,
@@ -95,10 +99,12 @@ export async function runPull(
   flags: PullFlags,
   signal: AbortSignal,
 ): Promise<string> {
-  const host = referenceHost(reference);
+  const host = hostArgument(reference);
   if (flags.name !== undefined) {
     checkNameArgument(flags.name);
   }
+  checkPlatformArguments(flags.platform);
+  checkSnapshotterArgument(flags.snapshotter);
   const unpack = flags.unpack || flags.snapshotter !== undefined;
   const unpackPlatforms: PlatformSpec[] =
     flags.platform.length > 0 ? flags.platform : [hostPlatform()];
@@ -138,7 +144,9 @@ export async function runPush(
   flags: RegistryFlags,
   signal: AbortSignal,
 ): Promise<string> {
-  const host = referenceHost(remote ?? name);
+  checkImageArguments([name]);
+  const host = hostArgument(remote ?? name);
+  checkPlatformArguments(flags.platform);
   const options = {
     platforms: flags.platform,
     credentials: await credentialsFor(host, flags),
@@ -169,8 +177,53 @@ export function checkNameArgument(
   label?: string,
   repository?: boolean,
 ): void {
+  asUsage(() => checkImageName(name, label, repository));
+}
+
+/**
+ * Checks the names of images in containerd given on the command line:
+ * containerd stores any name, so only an empty name or one with spaces
+ * around it is rejected, as a usage error.
+ */
+export function checkImageArguments(names: readonly string[]): void {
+  for (const name of names) {
+    if (name.trim() === "" || name !== name.trim()) {
+      throw usage(
+        `invalid image name "${name}": it is empty or has spaces around it`,
+      );
+    }
+  }
+}
+
+/** Checks each `--platform` with {@link parsePlatform}, as usage errors. */
+export function checkPlatformArguments(platforms: readonly string[]): void {
+  for (const platform of platforms) {
+    asUsage(() => parsePlatform(platform));
+  }
+}
+
+/** Rejects an empty `--snapshotter` as a usage error. */
+export function checkSnapshotterArgument(
+  snapshotter: string | undefined,
+): void {
+  if (snapshotter !== undefined && snapshotter.trim() === "") {
+    throw usage(
+      `invalid --snapshotter "${snapshotter}": name a snapshotter, or ` +
+        "leave the option out for the daemon's default",
+    );
+  }
+}
+
+// Returns the registry host of the reference given on the command line,
+// and throws a reference outside the grammar as a usage error.
+function hostArgument(reference: string): string {
+  return asUsage(() => referenceHost(reference));
+}
+
+// Returns what `check` returns, and throws what it throws as a usage error.
+function asUsage<T>(check: () => T): T {
   try {
-    checkImageName(name, label, repository);
+    return check();
   } catch (error) {
     throw usageError(TransferError.from(error).rawMessage, error);
   }

@@ -4,7 +4,9 @@
  */
 import { createWriteStream, type Stats } from "node:fs";
 import { rename, rm, stat } from "node:fs/promises";
+import { Socket } from "node:net";
 import { basename, dirname, join } from "node:path";
+import type { Writable } from "node:stream";
 import { type Command, Option } from "commander";
 import {
   type Client,
@@ -17,10 +19,18 @@ import {
   tagImage,
 } from "../client/index.js";
 import { Code, TransferError } from "../errors/index.js";
-import { readFileChunks } from "../streaming/index.js";
+import { type ByteSource, readFileChunks } from "../streaming/index.js";
 import type { Progress } from "../transfer/index.js";
-import { addRegistryCommands, checkNameArgument } from "./image-registry.js";
+import { openFifoReader, openFifoWriter } from "./fifo.js";
+import {
+  addRegistryCommands,
+  checkImageArguments,
+  checkNameArgument,
+  checkPlatformArguments,
+  checkSnapshotterArgument,
+} from "./image-registry.js";
 import { createProgress } from "./progress.js";
+import { setLeftover } from "./signals.js";
 import { usageError } from "./usage.js";
 
 interface ImportFlags {
@@ -124,6 +134,7 @@ export function addImageCommand(program: Command, signal: AbortSignal): void {
     .argument("<targets...>")
     .action(
       withClient(async (client, source: string, targets: string[]) => {
+        checkImageArguments([source]);
         for (const target of targets) {
           checkNameArgument(target);
         }
@@ -162,6 +173,7 @@ export function addImageCommand(program: Command, signal: AbortSignal): void {
     .argument("<names...>")
     .action(
       withClient(async (client, names: string[]) => {
+        checkImageArguments(names);
         for (const name of names) {
           await deleteImage(client, name, { signal });
         }
@@ -181,43 +193,56 @@ async function runImport(
   if (flags.baseName !== undefined) {
     checkNameArgument(flags.baseName, "base name", true);
   }
+  checkPlatformArguments(flags.platform);
+  checkSnapshotterArgument(flags.snapshotter);
   const fromStdin = file === "-";
-  const total = fromStdin ? undefined : await archiveSize(file);
+  const archive = fromStdin ? undefined : await archiveFile(file);
+  let source: ByteSource = process.stdin;
+  if (archive?.fifo) {
+    source = await openFifoReader(file, signal);
+  } else if (!fromStdin) {
+    source = readFileChunks(file);
+  }
   const label = `import ${fromStdin ? "-" : basename(file)}`;
-  const progress = createProgress(label, { quiet: flags.quiet, total });
+  const progress = createProgress(label, {
+    quiet: flags.quiet,
+    total: archive?.size,
+  });
   try {
-    const result = await importImage(
-      client,
-      fromStdin ? process.stdin : readFileChunks(file),
-      {
-        name: flags.name,
-        baseName: flags.baseName,
-        digests: flags.digests,
-        platforms: flags.platform.length > 0 ? flags.platform : undefined,
-        allPlatforms: flags.allPlatforms,
-        unpack: flags.snapshotter ?? flags.unpack,
-        labels: parseLabels(flags.label),
-        forceCompress: flags.compressBlobs,
-        signal,
-        onBytes: (bytes) => progress.update(bytes),
-        onProgress: eventPrinter(flags.quiet),
-      },
-    );
+    const result = await importImage(client, source, {
+      name: flags.name,
+      baseName: flags.baseName,
+      digests: flags.digests,
+      platforms: flags.platform.length > 0 ? flags.platform : undefined,
+      allPlatforms: flags.allPlatforms,
+      unpack: flags.snapshotter ?? flags.unpack,
+      labels: parseLabels(flags.label),
+      forceCompress: flags.compressBlobs,
+      signal,
+      onBytes: (bytes) => progress.update(bytes),
+      onProgress: eventPrinter(flags.quiet),
+    });
     progress.stop();
     for (const name of result.images) {
       process.stdout.write(`imported ${name}\n`);
     }
   } finally {
     progress.stop();
+    if (source instanceof Socket) {
+      source.destroy();
+    }
   }
 }
 
 /**
- * Returns the size of the archive FILE to import, or undefined when it is
- * not a regular file (a FIFO, a device). Throws NotFound for a missing
- * FILE and FailedPrecondition for a directory, naming FILE.
+ * Returns the size of the archive FILE to import, undefined when it is
+ * not a regular file (a FIFO, a device), and whether it is a FIFO. Throws
+ * NotFound for a missing FILE and FailedPrecondition for a directory,
+ * naming FILE.
  */
-async function archiveSize(file: string): Promise<number | undefined> {
+async function archiveFile(
+  file: string,
+): Promise<{ size?: number; fifo: boolean }> {
   let info: Stats;
   try {
     info = await stat(file);
@@ -239,7 +264,10 @@ async function archiveSize(file: string): Promise<number | undefined> {
       Code.FailedPrecondition,
     );
   }
-  return info.isFile() ? info.size : undefined;
+  return {
+    size: info.isFile() ? info.size : undefined,
+    fifo: info.isFIFO(),
+  };
 }
 
 /**
@@ -255,6 +283,8 @@ async function runExport(
   flags: ExportFlags,
   signal: AbortSignal,
 ): Promise<void> {
+  checkImageArguments(names);
+  checkPlatformArguments(flags.platform);
   const options = {
     platforms: flags.platform,
     allPlatforms: flags.allPlatforms,
@@ -278,25 +308,34 @@ async function runExport(
     return;
   }
 
-  const direct = (await exportTarget(file)) === "direct";
+  const target = await exportTarget(file);
   const progress = createProgress(`export ${basename(file)}`, {
     quiet: flags.quiet,
   });
-  const exportTo = (path: string) =>
-    exportImage(
-      client,
-      names,
-      createWriteStream(path, { highWaterMark: exportBufferBytes }),
-      {
-        ...options,
-        // A file stream is done with a chunk once its write callback runs.
-        reuseChunks: true,
-        onBytes: (bytes) => progress.update(bytes),
-      },
-    );
-  if (direct) {
+  const exportTo = (sink: Writable) =>
+    exportImage(client, names, sink, {
+      ...options,
+      // A file stream or a socket is done with a chunk once its write
+      // callback runs.
+      reuseChunks: true,
+      onBytes: (bytes) => progress.update(bytes),
+    });
+  const fileStream = (path: string) =>
+    createWriteStream(path, { highWaterMark: exportBufferBytes });
+  if (target === "fifo") {
+    let fifo: Socket | undefined;
     try {
-      await exportTo(file);
+      fifo = await openFifoWriter(file, signal);
+      await exportTo(fifo);
+    } finally {
+      progress.stop();
+      fifo?.destroy();
+    }
+    return;
+  }
+  if (target === "direct") {
+    try {
+      await exportTo(fileStream(file));
     } finally {
       progress.stop();
     }
@@ -306,33 +345,61 @@ async function runExport(
   // The archive goes to a temporary file beside FILE, renamed into place
   // only when complete, so a failed export leaves FILE as it was.
   const partial = join(dirname(file), `.${basename(file)}.${process.pid}.part`);
+  setLeftover(`the export may leave its partial archive ${partial}`);
   try {
-    await exportTo(partial);
+    await exportTo(fileStream(partial));
     progress.stop();
     await rename(partial, file);
   } catch (error) {
     progress.stop();
     await rm(partial, { force: true });
-    throw error;
+    throw partialFileError(error, file, partial);
+  } finally {
+    setLeftover(undefined);
   }
+}
+
+/**
+ * Returns `error`, or for a failure to create or rename the temporary
+ * file `partial` an error that names FILE and its folder instead.
+ */
+function partialFileError(
+  error: unknown,
+  file: string,
+  partial: string,
+): unknown {
+  const failure = error as NodeJS.ErrnoException;
+  if (failure?.path !== partial || failure.code === undefined) {
+    return error;
+  }
+  const reason = failure.message.replace(/, \w+ '.*'$/, "");
+  return new TransferError(
+    `cannot write the image archive to "${file}": cannot create a file ` +
+      `in ${dirname(partial)} (${reason})`,
+    TransferError.from(error).code,
+    error,
+  );
 }
 
 /**
  * Decides how an export reaches FILE, before the export starts. A regular
  * file, or a path with nothing there yet, is "replace": the archive goes
- * to a temporary file renamed over FILE. Any other existing node, such as
- * a character device or a FIFO, is "direct": the archive is written into
- * it, since a rename would put a regular file in its place. Throws for a
+ * to a temporary file renamed over FILE. A FIFO is "fifo", written
+ * through a socket once a reader opens it. Any other existing node, such
+ * as a character device, is "direct": the archive is written into it,
+ * since a rename would put a regular file in its place. Throws for a
  * directory, a path that ends in / and a socket, naming FILE.
  */
-async function exportTarget(file: string): Promise<"replace" | "direct"> {
+async function exportTarget(
+  file: string,
+): Promise<"replace" | "direct" | "fifo"> {
   const slash = file.endsWith("/");
   let info: Stats | undefined;
   try {
     info = await stat(file);
   } catch (error) {
     const code = errorCode(error);
-    if (code !== "ENOENT" && !(slash && code === "ENOTDIR")) {
+    if (code !== "ENOENT" && code !== "ENOTDIR") {
       throw error;
     }
   }
@@ -349,6 +416,24 @@ async function exportTarget(file: string): Promise<"replace" | "direct"> {
   if (slash) {
     throw rejection("a path that ends in / names a directory, so name a file");
   }
+  if (info === undefined) {
+    const folder = dirname(file);
+    let folderInfo: Stats | undefined;
+    try {
+      folderInfo = await stat(folder);
+    } catch (error) {
+      const code = errorCode(error);
+      if (code !== "ENOENT" && code !== "ENOTDIR") {
+        throw error;
+      }
+    }
+    if (folderInfo === undefined) {
+      throw rejection(`the folder ${folder} does not exist`);
+    }
+    if (!folderInfo.isDirectory()) {
+      throw rejection(`${folder} is not a folder`);
+    }
+  }
   if (info === undefined || info.isFile()) {
     return "replace";
   }
@@ -357,7 +442,7 @@ async function exportTarget(file: string): Promise<"replace" | "direct"> {
       "a socket cannot be opened as a file, so name a file or a FIFO",
     );
   }
-  return "direct";
+  return info.isFIFO() ? "fifo" : "direct";
 }
 
 function errorCode(error: unknown): string | undefined {

@@ -18,7 +18,7 @@ import { runDemo } from "./demo.js";
 import { addImageCommand } from "./image.js";
 import { packageVersion } from "./package-info.js";
 import { addServeCommand } from "./serve.js";
-import { signalHandler } from "./signals.js";
+import { setLeftover, signalHandler } from "./signals.js";
 import { addStatCommand } from "./stat.js";
 import { isUsageError, usageError } from "./usage.js";
 
@@ -94,6 +94,7 @@ function buildProgram(): Command {
       .argument("<source>")
       .argument("<destination>"),
   ).action(async (source: string, destination: string, flags: CopyFlags) => {
+    setLeftover("a copy out may leave a .containerd-transfer-* staging folder");
     const client = connect(program.opts<GlobalFlags>());
     try {
       await runCopy(client, source, destination, flags, interrupt.signal);

@@ -10,10 +10,24 @@
 /** How long after the first signal another one counts as the same. */
 export const repeatedSignalMs = 1000;
 
+// The description of what the running command may leave behind if it
+// exits without cleaning up, or undefined for nothing.
+let leftover: string | undefined;
+
+/**
+ * Records what the running command may leave behind, such as a partial
+ * file, so that the message of an exit without cleaning up names it.
+ * Undefined means that it would leave nothing.
+ */
+export function setLeftover(description: string | undefined): void {
+  leftover = description;
+}
+
 /**
  * Returns the handler to call with the reason of each signal. `exit`
  * runs for a signal that arrives after the repeat window, with a message
- * to print; it must end the process.
+ * to print that names what {@link setLeftover} recorded; it must end the
+ * process.
  */
 export function signalHandler(
   interrupt: AbortController,
@@ -30,9 +44,7 @@ export function signalHandler(
     if (now() - firstAt < repeatedSignalMs) {
       return;
     }
-    exit(
-      `${reason} again: exiting without cleaning up; a copy out may ` +
-        "leave a .containerd-transfer-* staging folder",
-    );
+    const left = leftover === undefined ? "" : `; ${leftover}`;
+    exit(`${reason} again: exiting without cleaning up${left}`);
   };
 }

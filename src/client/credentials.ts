@@ -10,7 +10,7 @@
  * - `credHelpers`: a credential helper name per registry host.
  * - `credsStore`: the credential helper for every other registry.
  */
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { Code, TransferError } from "../errors/index.js";
@@ -124,6 +124,15 @@ interface AuthEntry {
 async function readConfig(path: string): Promise<DockerConfig | undefined> {
   let text: string;
   try {
+    // An open(2) of a FIFO waits for a writer in a thread that the process
+    // joins on exit, so only a regular file is opened.
+    if (!(await stat(path)).isFile()) {
+      throw new TransferError(
+        `invalid Docker config file ${path}: it is not a regular file, ` +
+          "so write the configuration to a file",
+        Code.FailedPrecondition,
+      );
+    }
     text = await readFile(path, "utf8");
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") {

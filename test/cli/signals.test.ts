@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { repeatedSignalMs, signalHandler } from "../../src/cli/signals.js";
+import {
+  repeatedSignalMs,
+  setLeftover,
+  signalHandler,
+} from "../../src/cli/signals.js";
 
 /** A handler with a clock that the test moves and a record of exits. */
 function setUp() {
@@ -52,4 +56,21 @@ test("later signal exits at once", () => {
 
   assert.equal(exits.length, 1);
   assert.match(exits[0]!, /^terminated again: exiting without cleaning up/);
+});
+
+test("later signal names the leftover", () => {
+  const { exits, onSignal, advance } = setUp();
+
+  setLeftover("the export may leave its partial archive /x/.a.tar.1.part");
+  onSignal("interrupted");
+  advance(repeatedSignalMs);
+  onSignal("interrupted");
+  setLeftover(undefined);
+  onSignal("interrupted");
+
+  assert.deepEqual(exits, [
+    "interrupted again: exiting without cleaning up; the export may " +
+      "leave its partial archive /x/.a.tar.1.part",
+    "interrupted again: exiting without cleaning up",
+  ]);
 });

@@ -1,6 +1,6 @@
 /**
  * `containerd-transfer image` as a user runs it: a child process, with
- * files, FIFOs and device nodes of its own under /tmp/imgfix-cli-PID.
+ * files, FIFOs and device nodes of its own under /tmp/fifofix-cli-PID.
  * Checks that fail before any request run against a socket path where
  * nothing listens, so reaching the daemon would fail them.
  */
@@ -16,6 +16,7 @@ import {
 } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { getImage, importImage, tagImage } from "../../src/client/index.js";
@@ -28,7 +29,7 @@ const run = promisify(execFile);
 let dir = "";
 let absent = "";
 before(async () => {
-  dir = await mkdtemp(`/tmp/imgfix-cli-${process.pid}-`);
+  dir = await mkdtemp(`/tmp/fifofix-cli-${process.pid}-`);
   absent = join(dir, "absent.sock");
 });
 after(async () => {
@@ -41,13 +42,28 @@ interface CliResult {
   stderr: string;
 }
 
+interface CliOptions {
+  /** Global options, given before `image`. */
+  global?: string[];
+  /** Milliseconds after which SIGKILL ends the CLI; code is then -1. */
+  killMs?: number;
+}
+
 // Runs the CLI with `args` after `image`, against `address`.
-function cli(address: string, args: string[]): Promise<CliResult> {
+function cli(
+  address: string,
+  args: string[],
+  options: CliOptions = {},
+): Promise<CliResult> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [main, "--address", address, "image", ...args],
-      { timeout: 60_000, maxBuffer: 64 * 1024 * 1024 },
+      [main, "--address", address, ...(options.global ?? []), "image", ...args],
+      {
+        timeout: options.killMs ?? 60_000,
+        killSignal: "SIGKILL",
+        maxBuffer: 64 * 1024 * 1024,
+      },
       (error, stdout, stderr) => {
         let code = 0;
         if (error !== null) {
@@ -60,9 +76,45 @@ function cli(address: string, args: string[]): Promise<CliResult> {
   });
 }
 
-/** Returns a name under imgfix.test that only this process uses. */
+/**
+ * Runs the CLI like {@link cli}, sends it SIGINT after `delayMs`, and
+ * returns its exit code (-1 when SIGKILL ended it after `killMs`) and the
+ * milliseconds from SIGINT to its exit.
+ */
+async function interruptCli(
+  address: string,
+  args: string[],
+  delayMs: number,
+  killMs: number,
+): Promise<{ code: number; afterSignalMs: number; stderr: string }> {
+  const child = spawn(
+    process.execPath,
+    [main, "--address", address, "image", ...args],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.on("exit", (code) => resolve(code)),
+  );
+  await delay(delayMs);
+  const signalledAt = performance.now();
+  child.kill("SIGINT");
+  const killer = setTimeout(() => child.kill("SIGKILL"), killMs);
+  const code = await exited;
+  clearTimeout(killer);
+  return {
+    code: code ?? -1,
+    afterSignalMs: performance.now() - signalledAt,
+    stderr,
+  };
+}
+
+/** Returns a name under fifofix.test that only this process uses. */
 function imageName(path: string): string {
-  return `imgfix.test/cli-${process.pid}/${path}`;
+  return `fifofix.test/cli-${process.pid}/${path}`;
 }
 
 test("export to directory fails early", async () => {
@@ -108,10 +160,13 @@ test("name options are usage errors", async () => {
   const archive = join(dir, "named.tar");
   await writeFile(archive, Buffer.alloc(1024));
   const runs: [string[], string][] = [
-    [["import", "--name", "imgfix.test/also bad", archive], "also bad"],
-    [["import", "--base-name", "imgfix.test/b:1", archive], "imgfix.test/b:1"],
-    [["pull", "imgfix.test/a:1", "--name", "imgfix.test/B:1"], "B:1"],
-    [["tag", "imgfix.test/a:1", "imgfix.test/x:UP per"], "UP per"],
+    [["import", "--name", "fifofix.test/also bad", archive], "also bad"],
+    [
+      ["import", "--base-name", "fifofix.test/b:1", archive],
+      "fifofix.test/b:1",
+    ],
+    [["pull", "fifofix.test/a:1", "--name", "fifofix.test/B:1"], "B:1"],
+    [["tag", "fifofix.test/a:1", "fifofix.test/x:UP per"], "UP per"],
   ];
 
   for (const [args, value] of runs) {
@@ -130,6 +185,48 @@ test("bad label is a usage error", async () => {
 
   assert.equal(result.code, 2, result.stderr);
   assert.match(result.stderr, /invalid label "nokey": use KEY=VALUE/);
+});
+
+test("export names a missing folder", async () => {
+  const file = join(dir, "no-folder", "x.tar");
+
+  const result = await cli(absent, ["export", "-q", file, "x.test/a:1"]);
+
+  assert.equal(result.code, 1, result.stderr);
+  assert.ok(result.stderr.includes(`"${file}"`), result.stderr);
+  assert.match(result.stderr, /the folder \S+no-folder does not exist/);
+  assert.doesNotMatch(result.stderr, /\.part/);
+});
+
+test("arguments are usage errors", async () => {
+  const archive = join(dir, "arguments.tar");
+  await writeFile(archive, Buffer.alloc(1024));
+  const out = join(dir, "arguments-out.tar");
+  const image = "fifofix.test/a:1";
+  const runs: [string[], RegExp][] = [
+    [["pull", "127.0.0.1:5443/x/BB:1"], /invalid image reference "/],
+    [["push", image, "127.0.0.1:5443/x/UP:1"], /invalid image reference "/],
+    [["push", ""], /invalid image name ""/],
+    [["pull", "--platform", "linux", image], /invalid platform "linux"/],
+    [["push", "--platform", "linux", image], /invalid platform "linux"/],
+    [["import", "--platform", "linux", archive], /invalid platform/],
+    [["export", "--platform", "a//b", out, image], /invalid platform/],
+    [["pull", "--snapshotter", "", image], /invalid --snapshotter ""/],
+    [["import", "--snapshotter", " ", archive], /invalid --snapshotter/],
+    [["export", out, ` ${image}`], /invalid image name " /],
+    [["tag", "", image], /invalid image name ""/],
+    [["rm", image, ""], /invalid image name ""/],
+  ];
+
+  for (const [args, message] of runs) {
+    const result = await cli(absent, args);
+    assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+    assert.match(result.stderr, message);
+  }
+  assert.deepEqual(
+    (await readdir(dir)).filter((f) => f.startsWith("arguments-out")),
+    [],
+  );
 });
 
 test("export into a FIFO", async (t) => {
@@ -161,6 +258,94 @@ test("export into a FIFO", async (t) => {
     (await readdir(dir)).filter((f) => f.endsWith(".part")),
     [],
   );
+});
+
+test("export waits for a FIFO reader", async () => {
+  const fifo = join(dir, "unread");
+  await run("mkfifo", [fifo]);
+
+  const started = performance.now();
+  const result = await cli(absent, ["export", "-q", fifo, "x.test/a:1"], {
+    global: ["--timeout", "1"],
+    killMs: 10_000,
+  });
+
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /timed out: no result within 1 s/);
+  assert.ok(performance.now() - started < 5_000, "the exit was late");
+  await rm(fifo);
+});
+
+test("SIGINT ends a FIFO wait", async () => {
+  const fifo = join(dir, "interrupted");
+  await run("mkfifo", [fifo]);
+
+  const result = await interruptCli(
+    absent,
+    ["export", "-q", fifo, "x.test/a:1"],
+    1_000,
+    10_000,
+  );
+
+  assert.equal(result.code, 130, result.stderr);
+  assert.match(result.stderr, /canceled: interrupted/);
+  assert.ok(result.afterSignalMs < 3_000, "the exit was late");
+  await rm(fifo);
+});
+
+test("import waits for a FIFO writer", async (t) => {
+  const daemon = openDaemon(t);
+  if (!daemon) {
+    return;
+  }
+  const fifo = join(dir, "unwritten");
+  await run("mkfifo", [fifo]);
+
+  const started = performance.now();
+  const result = await cli(daemon.env.address, ["import", "-q", fifo], {
+    global: ["--timeout", "1"],
+    killMs: 10_000,
+  });
+
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /timed out: no result within 1 s/);
+  assert.ok(performance.now() - started < 5_000, "the exit was late");
+  await rm(fifo);
+});
+
+test("import from a FIFO", async (t) => {
+  const daemon = openDaemon(t);
+  if (!daemon) {
+    return;
+  }
+  const archive = ociArchive({
+    name: imageName("fifo-in:1"),
+    fileBytes: 200_000,
+    seed: 13,
+  });
+  daemon.cleanUp(archive.name);
+  const file = join(dir, "fifo-in.tar");
+  await writeFile(file, archive.bytes);
+  const fifo = join(dir, "fifo-in");
+  await run("mkfifo", [fifo]);
+
+  const imported = cli(daemon.env.address, ["import", "-q", fifo], {
+    killMs: 30_000,
+  });
+  // The writer comes after the CLI has opened the FIFO, or is about to.
+  await delay(500);
+  const writer = spawn("sh", ["-c", 'exec cat "$1" > "$2"', "sh", file, fifo], {
+    stdio: "ignore",
+  });
+  const timer = setTimeout(() => writer.kill("SIGKILL"), 30_000);
+  const written = new Promise((resolve) => writer.on("exit", resolve));
+  const result = await imported;
+  const writerCode = await written;
+  clearTimeout(timer);
+
+  assert.equal(writerCode, 0);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, `imported ${archive.name}\n`);
 });
 
 test("export into a character device", async (t) => {

@@ -3,10 +3,13 @@
  * scripts: no containerd involved.
  */
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import {
   dockerConfigPath,
   fixedCredentials,
@@ -45,6 +48,10 @@ async function workspace(t: TestContext): Promise<Workspace> {
     },
   };
 }
+
+const clientModule = fileURLToPath(
+  new URL("../../src/client/index.js", import.meta.url),
+);
 
 const basic = (user: string, password: string) =>
   Buffer.from(`${user}:${password}`).toString("base64");
@@ -243,6 +250,40 @@ test("invalid config file is rejected", async (t) => {
     assert.ok(error.rawMessage.includes(join(w.dir, "config.json")));
     return true;
   });
+});
+
+test("FIFO config file is rejected", async () => {
+  const dir = await mkdtemp("/tmp/fifofix-creds-");
+  try {
+    await promisify(execFile)("mkfifo", [join(dir, "config.json")]);
+    // The lookup runs in a child, which SIGKILL ends if it waits on the FIFO.
+    const lookup = `
+      const { lookUpDockerCredentials } = await import(${JSON.stringify(clientModule)});
+      await lookUpDockerCredentials("f.example.test", {
+        configDir: ${JSON.stringify(dir)},
+      }).then(
+        () => process.exit(0),
+        (error) => {
+          process.stderr.write(error.message);
+          process.exit(3);
+        },
+      );`;
+    const result = await new Promise<{ code: unknown; stderr: string }>(
+      (resolve) =>
+        execFile(
+          process.execPath,
+          ["--input-type=module", "-e", lookup],
+          { timeout: 10_000, killSignal: "SIGKILL" },
+          (error, _stdout, stderr) =>
+            resolve({ code: error === null ? 0 : error.code, stderr }),
+        ),
+    );
+
+    assert.equal(result.code, 3, result.stderr);
+    assert.match(result.stderr, /config\.json: it is not a regular file/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test("config path follows DOCKER_CONFIG", () => {
