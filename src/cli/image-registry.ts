@@ -281,7 +281,7 @@ async function credentialsFor(
     }
     secret = (await readStdin()).replace(/\r?\n$/, "");
   }
-  if (secret === undefined) {
+  if (secret === undefined || secret === "") {
     throw usage(
       `missing password for user ${username}: use --user USER:PASSWORD ` +
         "or --password-stdin",

@@ -134,3 +134,17 @@ test("cli user without password", async (t) => {
   assert.equal(pull.code, 2);
   assert.match(pull.stderr, /missing password for user me/);
 });
+
+test("cli empty password on stdin", async (t) => {
+  const env = await registryEnv(t);
+  if (!env) return;
+
+  const pull = await cli(
+    env,
+    ["pull", `${env.authRegistry}/x:1`, "-u", "me", "--password-stdin"],
+    "\n",
+  );
+
+  assert.equal(pull.code, 2);
+  assert.match(pull.stderr, /missing password for user me/);
+});
