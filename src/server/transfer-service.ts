@@ -35,6 +35,8 @@ export function createTransferService(
       const namespace = namespaceOf(handlerContext.requestHeader) ?? "";
       const ends: TransferEnd[] = [];
       let progress: Stream | undefined;
+      // A stream takes one message at a time, so events are sent in turn.
+      let progressSent: Promise<void> = Promise.resolve();
 
       try {
         const progressId = request.options?.progressStream ?? "";
@@ -55,8 +57,12 @@ export function createTransferService(
           namespace,
           signal: handlerContext.signal,
           log,
-          progress: async (event) => {
-            await progress?.send(packAny(ProgressSchema, event));
+          progress: (event) => {
+            const sending = progressSent.then(() =>
+              progress?.send(packAny(ProgressSchema, event)),
+            );
+            progressSent = sending.catch(() => {});
+            return sending;
           },
         };
         for (const transferrer of transferrers) {
@@ -96,6 +102,8 @@ export function createTransferService(
         }
         throw toConnectError(failure);
       } finally {
+        // Every event is sent before the transfer's response.
+        await progressSent;
         await progress?.closeSend();
         for (const stream of ends.flatMap(streamsOf)) {
           stream.abort();

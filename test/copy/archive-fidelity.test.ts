@@ -201,6 +201,25 @@ test("special files skipped on copy in", async (t) => {
   }
 });
 
+test("every server warning arrives", async (t) => {
+  const endpoint = await startCopyEndpoint(t);
+  await mkdir(join(endpoint.rootfs, "in"));
+  const fifos = Array.from({ length: 600 }, (_, i) => ({
+    name: `p${i}`,
+    type: "6",
+  }));
+  let warnings = 0;
+
+  await copyArchiveIntoContainer(
+    endpoint.client,
+    Readable.from([rawTar(fifos)]),
+    { containerId, path: "/in" },
+    { onWarning: () => warnings++ },
+  );
+
+  assert.equal(warnings, 600);
+});
+
 test("server warnings reach the client", async (t) => {
   // The server skips these entries; only its Progress events tell the
   // client.
