@@ -10,7 +10,7 @@ import {
   copyIntoContainer,
 } from "../client/index.js";
 import { parseCopyEnd } from "./copy-args.js";
-import { formatBytes } from "./format.js";
+import { formatBytes, printable } from "./format.js";
 import { createProgress, type ProgressReporter } from "./progress.js";
 import { usageError } from "./usage.js";
 
@@ -40,7 +40,7 @@ export async function runCopy(
     preserveOwnership: flags.archive,
     followLink: flags.followLink,
     onWarning: (code, message) =>
-      process.stderr.write(`warning: ${message} (${code})\n`),
+      process.stderr.write(`warning: ${printable(message)} (${code})\n`),
   };
 
   if (source.kind === "container" && destination.kind !== "container") {
@@ -150,7 +150,7 @@ async function withProgress(
   if (!flags.quiet) {
     process.stderr.write(
       `copied ${formatBytes(summary.bytes)} of tar to ` +
-        `${showPath(summary.path)}\n`,
+        `${printable(showPath(summary.path))}\n`,
     );
   }
 }

@@ -17,3 +17,19 @@ export function formatRate(bytes: number, ms: number): string {
   }
   return `${(bytes / 1024 / 1024 / (ms / 1000)).toFixed(1)} MiB/s`;
 }
+
+/** C0 controls, DEL and C1 controls. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: it finds controls
+const controlCharacters = /[\u0000-\u001f\u007f-\u009f]/g;
+
+/**
+ * Returns `text` with its control characters (C0, DEL and C1) written as
+ * `\xNN`, so that a name from a container cannot move the cursor, clear
+ * the screen or retitle the terminal that prints it.
+ */
+export function printable(text: string): string {
+  return text.replace(
+    controlCharacters,
+    (control) => `\\x${control.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}

@@ -25,6 +25,7 @@ import type {
   CredentialsCallback,
   RegistryWarning,
 } from "../transfer/index.js";
+import { printable } from "./format.js";
 import { createRegistryProgress } from "./image-registry-progress.js";
 import { usageError } from "./usage.js";
 
@@ -308,7 +309,9 @@ function registryOptions(host: string, flags: RegistryFlags): RegistryOptions {
     headers,
     defaultScheme: flags.plainHttp ? "http" : undefined,
     onWarning: (warning: RegistryWarning) =>
-      process.stderr.write(`warning: ${warning.message} (${warning.code})\n`),
+      process.stderr.write(
+        `warning: ${printable(warning.message)} (${warning.code})\n`,
+      ),
   };
 }
 

@@ -15,6 +15,7 @@ import { connect } from "../client/index.js";
 import { Code, TransferError } from "../errors/index.js";
 import { addCopyOptions, type CopyFlags, runCopy } from "./cp.js";
 import { runDemo } from "./demo.js";
+import { printable } from "./format.js";
 import { addImageCommand } from "./image.js";
 import { packageVersion } from "./package-info.js";
 import { addServeCommand } from "./serve.js";
@@ -179,7 +180,9 @@ function report(error: unknown): number {
     return error.exitCode === 0 ? 0 : 2;
   }
   const failure = TransferError.from(error);
-  process.stderr.write(`containerd-transfer: ${describe(failure)}\n`);
+  process.stderr.write(
+    `containerd-transfer: ${printable(describe(failure))}\n`,
+  );
   if (interrupt.signal.aborted && interrupt.signal.reason === timeoutReason) {
     return 1;
   }

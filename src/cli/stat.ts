@@ -5,6 +5,7 @@ import {
   statContainerPath,
 } from "../client/index.js";
 import { parseCopyEnd } from "./copy-args.js";
+import { printable } from "./format.js";
 import { usageError } from "./usage.js";
 
 export interface StatFlags {
@@ -76,7 +77,9 @@ export function formatStat(argument: string, stat: ContainerPathStat): string {
   if (stat.type === "symlink") {
     lines.push(["link target", stat.linkTarget]);
   }
-  return lines.map(([field, value]) => `${field}: ${value}\n`).join("");
+  return lines
+    .map(([field, value]) => `${field}: ${printable(value!)}\n`)
+    .join("");
 }
 
 const typeLetters: Record<ContainerPathStat["type"], string> = {
