@@ -166,6 +166,8 @@ async function main(): Promise<void> {
   });
   process.on("SIGINT", () => onSignal("interrupted"));
   process.on("SIGTERM", () => onSignal("terminated"));
+  // A closed terminal or SSH session sends SIGHUP.
+  process.on("SIGHUP", () => onSignal("hung up"));
   const program = buildProgram();
   try {
     await program.parseAsync(process.argv);

@@ -1,9 +1,9 @@
 /**
- * The command's handling of SIGINT and SIGTERM. The first signal aborts
- * the running command, which then cleans up and exits with 130. The same
- * signal can arrive twice at once, because `timeout` and a terminal send
- * it both to the process and to its process group, so another signal
- * within {@link repeatedSignalMs} of the first is ignored. One after that
+ * The command's handling of SIGINT, SIGTERM and SIGHUP. The first signal
+ * aborts the running command, which then cleans up and exits with 130.
+ * The same signal can arrive twice at once, because `timeout` and a
+ * terminal send it both to the process and to its process group, so
+ * another signal within {@link repeatedSignalMs} of the first is ignored. One after that
  * is a request to stop at once.
  */
 

@@ -277,6 +277,33 @@ test("copy out signalled twice cleans up", async (t) => {
   assert.deepEqual(await readdir(local), []);
 });
 
+test("copy out hung up cleans up", async (t) => {
+  const { socket, rootfs, local } = await startCopyEndpoint(t);
+  await writeFile(join(rootfs, "big"), "");
+  await truncate(join(rootfs, "big"), 4 * 1024 ** 3);
+  const child = spawn(process.execPath, [
+    mainScript,
+    ...["--address", socket, "--protocol", protocol],
+    ...["cp", "-q", "c1:/big", join(local, "out")],
+  ]);
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = once(child, "exit");
+
+  for (let wait = 0; (await readdir(local)).length === 0; wait++) {
+    assert.ok(wait < 200, "the copy never started");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  child.kill("SIGHUP");
+  const [code] = await exited;
+
+  assert.equal(code, 130, stderr);
+  assert.match(stderr, /canceled: hung up/);
+  assert.deepEqual(await readdir(local), []);
+});
+
 test("non-UTF-8 source name explained", async (t) => {
   const dir = await tempDir(t);
   // A name with the byte 0xfe, which UTF-8 never uses.
