@@ -14,6 +14,7 @@ import {
 import {
   isStreaming,
   type Progress,
+  ProgressCallbackError,
   readProgress,
   type TransferObject,
 } from "../transfer/index.js";
@@ -200,6 +201,16 @@ async function settleWithin(promise: Promise<void>, ms: number): Promise<void> {
   try {
     await Promise.race([promise, timeout]);
   } catch (error) {
+    // The caller's own callback failed, not the server or the transport.
+    if (error instanceof ProgressCallbackError) {
+      const thrown = error.thrown;
+      throw new TransferError(
+        "the onProgress callback threw: " +
+          (thrown instanceof Error ? thrown.message : String(thrown)),
+        Code.Unknown,
+        thrown,
+      );
+    }
     throw new TransferError(
       `progress stream failed: ${TransferError.from(error).rawMessage}`,
       Code.Unavailable,

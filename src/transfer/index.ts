@@ -18,6 +18,7 @@ export {
 } from "./oci-registry.js";
 export {
   type Progress,
+  ProgressCallbackError,
   type ProgressWarning,
   progressWarning,
   readProgress,

@@ -7,21 +7,43 @@ import type { Stream } from "../streaming/index.js";
 
 export type { Progress };
 
+/** The error that a caller's progress callback threw. */
+export class ProgressCallbackError extends Error {
+  constructor(readonly thrown: unknown) {
+    super("the progress callback threw", { cause: thrown });
+    this.name = "ProgressCallbackError";
+  }
+}
+
 /**
  * Reads Progress events from a progress stream until the server ends it,
  * handing each to `onProgress`. Resolves at the end of the stream; rejects
- * when the stream fails or carries another message type.
+ * when the stream fails or carries another message type. Once
+ * `onProgress` throws, the rest of the stream is read without it, so that
+ * the server is never left waiting to send, and the promise rejects with
+ * a {@link ProgressCallbackError} at the end.
  */
 export async function readProgress(
   stream: Stream,
   onProgress: (event: Progress) => void,
 ): Promise<void> {
+  let callbackError: ProgressCallbackError | undefined;
   for (;;) {
     const message = await stream.receive();
     if (message === undefined) {
-      return;
+      break;
     }
-    onProgress(unpackAny(message, ProgressSchema));
+    const event = unpackAny(message, ProgressSchema);
+    if (callbackError === undefined) {
+      try {
+        onProgress(event);
+      } catch (error) {
+        callbackError = new ProgressCallbackError(error);
+      }
+    }
+  }
+  if (callbackError !== undefined) {
+    throw callbackError;
   }
 }
 

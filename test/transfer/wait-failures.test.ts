@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readdir } from "node:fs/promises";
 import { Writable } from "node:stream";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -9,6 +10,7 @@ import {
   WriteStream,
 } from "../../src/transfer/index.js";
 import { patternBytes, protocols, startEndpoint } from "../helpers/endpoint.js";
+import { rawTar } from "../helpers/raw-tar.js";
 
 const octets = "application/octet-stream";
 
@@ -171,3 +173,31 @@ test("wait before marshal rejects", async () => {
   const read = new ReadStream([Buffer.from("x")]);
   await assert.rejects(read.wait(), /before marshalAny/);
 });
+
+for (const protocol of protocols) {
+  test(`throwing onProgress is the caller's over ${protocol}`, async (t) => {
+    const endpoint = await startEndpoint(t, protocol);
+    const rootfs = await endpoint.addContainer("c1");
+    // The FIFO entry makes the server send a warning event.
+    const archive = rawTar([
+      { name: "fifo", type: "6" },
+      { name: "kept", body: "k" },
+    ]);
+
+    await assert.rejects(
+      endpoint.client.transfer(
+        new ReadStream([archive]),
+        new ContainerPath({ containerId: "c1", path: "/" }),
+        {
+          onProgress: () => {
+            throw new Error("boom");
+          },
+        },
+      ),
+      (error: TransferError) =>
+        error.code === Code.Unknown &&
+        error.rawMessage === "the onProgress callback threw: boom",
+    );
+    assert.deepEqual(await readdir(rootfs), ["kept"]);
+  });
+}
