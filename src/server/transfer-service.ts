@@ -91,9 +91,15 @@ export function createTransferService(
           error: failure.rawMessage,
         };
         // A client may stop reading on purpose, as stat does after the first
-        // header, or a user may press Ctrl-C. That is no server fault.
+        // header, or a user may press Ctrl-C. That is no server fault, and
+        // neither is a missing path, which a copy stats to plan its target,
+        // nor a request that the server rejects.
         if (failure.code === Code.Canceled) {
           log.info("transfer canceled", fields);
+        } else if (failure.code === Code.NotFound) {
+          log.info("transfer failed", fields);
+        } else if (requestCodes.has(failure.code)) {
+          log.warn("transfer failed", fields);
         } else {
           log.error("transfer failed", fields);
         }
@@ -112,6 +118,15 @@ export function createTransferService(
     },
   };
 }
+
+/** Codes of a failure that the request caused rather than the server. */
+const requestCodes = new Set([
+  Code.InvalidArgument,
+  Code.FailedPrecondition,
+  Code.AlreadyExists,
+  Code.OutOfRange,
+  Code.Unimplemented,
+]);
 
 function typeUrlOf(end: TransferEnd): string {
   return end.type === "other"
