@@ -99,11 +99,13 @@ export class TransferServer {
         : []),
       echoTransferrer(),
     ];
+    const streaming = this.registry.service();
+    const log = this.log;
     this.#services = [
-      createServiceImplSpec<typeof Streaming>(
-        Streaming,
-        this.registry.service(),
-      ),
+      createServiceImplSpec<typeof Streaming>(Streaming, {
+        stream: (requests, context) =>
+          logRejected(streaming.stream(requests, context), log),
+      }),
       createServiceImplSpec<typeof Transfer>(
         Transfer,
         createTransferService({
@@ -230,4 +232,28 @@ async function listenOnSocket(
       }
     },
   };
+}
+
+/**
+ * Passes on the messages of a Streaming call and logs, before it rethrows,
+ * a failure that shows the server at a limit: ResourceExhausted, such as
+ * a full stream registry, which would otherwise fail every client with
+ * nothing in the server's log.
+ */
+async function* logRejected<T>(
+  messages: AsyncIterable<T>,
+  log: Logger,
+): AsyncGenerator<T> {
+  try {
+    yield* messages;
+  } catch (error) {
+    const failure = TransferError.from(error);
+    if (failure.code === Code.ResourceExhausted) {
+      log.warn("stream rejected", {
+        code: failure.kind,
+        error: failure.rawMessage,
+      });
+    }
+    throw error;
+  }
 }

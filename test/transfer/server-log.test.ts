@@ -85,3 +85,22 @@ test("missing path logs at info", async (t) => {
   assert.equal(failed.level, "info");
   assert.equal(failed.fields?.code, "not found");
 });
+
+test("full stream registry is logged", async (t) => {
+  const entries: Entry[] = [];
+  const endpoint = await startEndpoint(t, "ttrpc", {
+    log: recordingLogger(entries),
+    streams: { maxStreams: 1 },
+  });
+  const first = await endpoint.client.streams.create("first");
+  t.after(() => first.abort());
+
+  await assert.rejects(
+    endpoint.client.streams.create("second"),
+    /too many streams: the limit is 1/,
+  );
+
+  const rejected = await entryWith(entries, "stream rejected");
+  assert.equal(rejected.level, "warn");
+  assert.match(String(rejected.fields?.error), /the limit is 1/);
+});
