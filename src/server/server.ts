@@ -235,10 +235,9 @@ async function listenOnSocket(
 }
 
 /**
- * Passes on the messages of a Streaming call and logs, before it rethrows,
- * a failure that shows the server at a limit: ResourceExhausted, such as
- * a full stream registry, which would otherwise fail every client with
- * nothing in the server's log.
+ * Passes on the messages of a Streaming call. A ResourceExhausted failure,
+ * such as a full stream registry, is logged before it is rethrown, since
+ * it fails every client while the server is otherwise silent.
  */
 async function* logRejected<T>(
   messages: AsyncIterable<T>,
