@@ -13,9 +13,9 @@
  * - `vanished`: a file disappeared between listing its directory and
  *   reading it, and was left out.
  * - `changed`: a file was replaced or changed type between listing its
- *   directory and reading it, and was left out; or a file larger than
+ *   directory and reading it, and was left out. Or a file larger than
  *   64 KiB changed size or mtime while it was read, and was packed as
- *   read. (A file that shrinks while it is read fails the archive.)
+ *   read. A file that shrinks while it is read fails the archive instead.
  * - `metadata-failed`: the mode or times of an extracted directory could
  *   not be applied at the end of extraction.
  * - `outside-skipped`: on a copy out, the archive put an entry outside

@@ -223,11 +223,10 @@ function entryBytes(stats: Stats, name: string): number {
 }
 
 /**
- * Returns the header bytes of an entry name: one block when USTAR holds
- * it, in its 100-byte name field or split at a `/` between that field
- * and the 155-byte prefix, and otherwise three, for a PAX header, its
- * record and the entry's own header. A name that is not ASCII takes a
- * PAX record too.
+ * Returns the header bytes of an entry name. USTAR holds an ASCII name in
+ * one block, in its 100-byte name field or split at a `/` between that
+ * field and the 155-byte prefix. Any other name takes three blocks: a PAX
+ * header, its record and the entry's own header.
  */
 function headerBytes(name: string): number {
   const bytes = Buffer.byteLength(name);

@@ -44,10 +44,10 @@ export interface CopyProgress {
   /** Archive bytes moved so far. */
   bytes: number;
   /**
-   * Estimated archive size: for a copy in, from the local source's
-   * sizes, which a walk beside the copy adds up (undefined in the events
-   * before it is done); for a copy out of a file, from its stat;
-   * otherwise undefined.
+   * Estimated archive size. A copy in adds up the local source's sizes
+   * in a walk beside the copy, so the events before it is done carry
+   * undefined. A copy out of a file takes it from the file's stat, and
+   * any other copy has none.
    */
   totalBytes: number | undefined;
 }
