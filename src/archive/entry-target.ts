@@ -37,6 +37,7 @@ import {
 import { Code, TransferError } from "../errors/index.js";
 import { childPath, type DirectoryHandle } from "./directory-handle.js";
 import { errnoOf, fileError } from "./file-error.js";
+import { fileKind } from "./file-kind.js";
 
 /** Attempts at one name that other processes keep changing. */
 const maxAttempts = 8;
@@ -418,31 +419,7 @@ export async function createSymlink(
  * container's /dev/null into a file.
  */
 function keepsItsName(existing: BigIntStats | undefined): boolean {
-  return (
-    existing !== undefined &&
-    (existing.isDirectory() ||
-      existing.isCharacterDevice() ||
-      existing.isBlockDevice() ||
-      existing.isFIFO() ||
-      existing.isSocket())
-  );
-}
-
-/** Returns the kind of file that `stats` describes, for messages. */
-function kindName(stats: BigIntStats): string {
-  if (stats.isDirectory()) {
-    return "directory";
-  }
-  if (stats.isCharacterDevice()) {
-    return "character device";
-  }
-  if (stats.isBlockDevice()) {
-    return "block device";
-  }
-  if (stats.isFIFO()) {
-    return "FIFO";
-  }
-  return stats.isSocket() ? "socket" : "non-directory";
+  return existing !== undefined && fileKind(existing) !== "other";
 }
 
 /**
@@ -600,7 +577,8 @@ export function conflict(
   entryKind: string,
   existing: BigIntStats,
 ) {
-  const existingKind = kindName(existing);
+  const kind = fileKind(existing);
+  const existingKind = kind === "other" ? "non-directory" : kind;
   return new TransferError(
     `cannot replace the ${existingKind} "${where}" with ${entryKind}; ` +
       "remove it first",

@@ -4,6 +4,7 @@
 import type { Stats } from "node:fs";
 import { lstat, realpath } from "node:fs/promises";
 import { basename, dirname, join, posix, resolve } from "node:path";
+import { fileKind } from "../archive/file-kind.js";
 import { packChunks } from "../archive/index.js";
 import { Code, TransferError } from "../errors/index.js";
 import { type ByteSource, reuseAfterSend } from "../streaming/index.js";
@@ -29,7 +30,6 @@ import {
   type ExistingKind,
   hasTrailingSlash,
   isContentsPath,
-  localKind,
   missingParentError,
   parentNotDirectoryError,
   planCopy,
@@ -172,7 +172,7 @@ async function inspectLocalSource(
       Code.FailedPrecondition,
     );
   }
-  const kind = localKind(stats);
+  const kind = fileKind(stats);
   if (kind !== "directory" && kind !== "other") {
     throw new TransferError(
       `cannot copy ${kind} "${localPath}": a copy carries only files, ` +

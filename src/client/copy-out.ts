@@ -5,6 +5,7 @@ import { readdir, stat } from "node:fs/promises";
 import { dirname, join, posix, resolve } from "node:path";
 import { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { fileKind } from "../archive/file-kind.js";
 import {
   cleanContainerPath,
   extractArchive,
@@ -35,7 +36,6 @@ import {
   checkReplace,
   hasTrailingSlash,
   isContentsPath,
-  localKind,
   missingParentError,
   parentNotDirectoryError,
   planCopy,
@@ -229,7 +229,7 @@ async function planLocalDestination(
   const plan = planCopy(source, {
     path: followed.path,
     trailingSlash: hasTrailingSlash(localPath),
-    existing: followed.stats && localKind(followed.stats),
+    existing: followed.stats && fileKind(followed.stats),
     display: (path) => path,
   });
 
@@ -247,7 +247,7 @@ async function planLocalDestination(
   }
   if (plan.checkTarget) {
     const target = await lstatOrMissing(plan.target);
-    checkReplace(source, target && localKind(target), plan.target);
+    checkReplace(source, target && fileKind(target), plan.target);
   }
   return plan;
 }

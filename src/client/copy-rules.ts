@@ -18,8 +18,8 @@
  * never replaces a directory and a directory never replaces a file, and
  * neither replaces a device, a FIFO or a socket.
  */
-import type { Stats } from "node:fs";
 import { posix } from "node:path";
+import type { FileKind } from "../archive/file-kind.js";
 import { Code, TransferError } from "../errors/index.js";
 
 /** The source of a copy. */
@@ -121,32 +121,8 @@ export function planCopy(
   };
 }
 
-/** Kinds of file that a copy never replaces. */
-export type SpecialFileKind =
-  | "character device"
-  | "block device"
-  | "FIFO"
-  | "socket";
-
 /** Kind of a copy's target before the copy, for {@link checkReplace}. */
-export type ExistingKind = "directory" | "other" | SpecialFileKind;
-
-/** Returns the {@link ExistingKind} of a local file from its lstat. */
-export function localKind(stats: Stats): ExistingKind {
-  if (stats.isDirectory()) {
-    return "directory";
-  }
-  if (stats.isCharacterDevice()) {
-    return "character device";
-  }
-  if (stats.isBlockDevice()) {
-    return "block device";
-  }
-  if (stats.isFIFO()) {
-    return "FIFO";
-  }
-  return stats.isSocket() ? "socket" : "other";
-}
+export type ExistingKind = FileKind;
 
 /**
  * Rejects a copy that would replace a directory with a non-directory or

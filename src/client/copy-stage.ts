@@ -8,8 +8,9 @@
 import type { Stats } from "node:fs";
 import { mkdir, mkdtemp, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { fileKind } from "../archive/file-kind.js";
 import { localError, lstatOrMissing } from "./copy-local.js";
-import { checkReplace, localKind, type SourceSpec } from "./copy-rules.js";
+import { checkReplace, type SourceSpec } from "./copy-rules.js";
 
 /** Prefix of staging directories; they are hidden and removed after use. */
 export const stagingPrefix = ".containerd-transfer-";
@@ -82,7 +83,7 @@ export async function moveContentsIntoPlace(
       throw localError(error, "create directory", shown(target));
     });
   } else if (!existing.isDirectory()) {
-    checkReplace(source, localKind(existing), shown(target));
+    checkReplace(source, fileKind(existing), shown(target));
   }
 
   const moves: Move[] = [];
@@ -111,7 +112,7 @@ async function planMove(
   const stagedIsDirectory = stagedStats.isDirectory();
   checkReplace(
     { ...source, isDirectory: stagedIsDirectory },
-    localKind(existing),
+    fileKind(existing),
     shown(target),
   );
   if (stagedIsDirectory) {

@@ -19,7 +19,7 @@ import {
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { mainScript, protocol, runCli, startCopyEndpoint } from "./harness.js";
 
 interface Output {
@@ -239,9 +239,11 @@ test("closed standard output named, not the server", async (t) => {
   assert.doesNotMatch(stderr, /endpoint/);
 });
 
-test("copy out signalled twice cleans up", async (t) => {
-  // `timeout` and a terminal send a signal to the process and to its
-  // group, so the second can arrive while the first is handled.
+/**
+ * Starts `cp` of a 4 GiB sparse file out of the container and resolves
+ * once its staging folder exists, that is, once the copy is under way.
+ */
+async function startLargeCopyOut(t: TestContext) {
   const { socket, rootfs, local } = await startCopyEndpoint(t);
   await writeFile(join(rootfs, "big"), "");
   await truncate(join(rootfs, "big"), 4 * 1024 ** 3);
@@ -250,17 +252,24 @@ test("copy out signalled twice cleans up", async (t) => {
     ...["--address", socket, "--protocol", protocol],
     ...["cp", "-q", "c1:/big", join(local, "out")],
   ]);
-  let stderr = "";
+  const output = { stderr: "" };
   child.stderr.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
+    output.stderr += chunk.toString();
   });
   const exited = once(child, "exit");
 
-  // The staging folder shows that the copy is under way.
   for (let wait = 0; (await readdir(local)).length === 0; wait++) {
     assert.ok(wait < 200, "the copy never started");
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+  return { child, output, exited, local };
+}
+
+test("copy out signalled twice cleans up", async (t) => {
+  // `timeout` and a terminal send a signal to the process and to its
+  // group, so the second can arrive while the first is handled.
+  const { child, output, exited, local } = await startLargeCopyOut(t);
+
   // Removing a large partial file takes long enough for the second
   // signal to arrive during the clean-up.
   await new Promise((resolve) => setTimeout(resolve, 700));
@@ -273,34 +282,18 @@ test("copy out signalled twice cleans up", async (t) => {
   // arrives after the clean-up ends the process by itself: a shell shows
   // 130 for both.
   assert.ok(code === 130 || signal === "SIGINT", `${code} ${signal}`);
-  assert.match(stderr, /canceled: interrupted/);
+  assert.match(output.stderr, /canceled: interrupted/);
   assert.deepEqual(await readdir(local), []);
 });
 
 test("copy out hung up cleans up", async (t) => {
-  const { socket, rootfs, local } = await startCopyEndpoint(t);
-  await writeFile(join(rootfs, "big"), "");
-  await truncate(join(rootfs, "big"), 4 * 1024 ** 3);
-  const child = spawn(process.execPath, [
-    mainScript,
-    ...["--address", socket, "--protocol", protocol],
-    ...["cp", "-q", "c1:/big", join(local, "out")],
-  ]);
-  let stderr = "";
-  child.stderr.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = once(child, "exit");
+  const { child, output, exited, local } = await startLargeCopyOut(t);
 
-  for (let wait = 0; (await readdir(local)).length === 0; wait++) {
-    assert.ok(wait < 200, "the copy never started");
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
   child.kill("SIGHUP");
   const [code] = await exited;
 
-  assert.equal(code, 130, stderr);
-  assert.match(stderr, /canceled: hung up/);
+  assert.equal(code, 130, output.stderr);
+  assert.match(output.stderr, /canceled: hung up/);
   assert.deepEqual(await readdir(local), []);
 });
 

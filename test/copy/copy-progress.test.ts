@@ -3,6 +3,7 @@ import { link, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import {
+  type Client,
   type CopyProgress,
   copyFromContainer,
   copyIntoContainer,
@@ -31,6 +32,21 @@ function assertKnownTotal(events: CopyProgress[], sentBytes: number): void {
   assert.ok(events.slice(known).every((event) => event.totalBytes === total));
   const error = Math.abs(total - sentBytes) / sentBytes;
   assert.ok(error < 0.01, `estimate ${total}, sent ${sentBytes}`);
+}
+
+/** Copies `local`/src into the container and returns its progress events. */
+async function copySourceIn(
+  client: Client,
+  local: string,
+): Promise<{ events: CopyProgress[]; sentBytes: number }> {
+  const events: CopyProgress[] = [];
+  const summary = await copyIntoContainer(
+    client,
+    join(local, "src"),
+    { containerId, path: "/data" },
+    { onProgress: (event) => events.push(event) },
+  );
+  return { events, sentBytes: summary.bytes };
 }
 
 test("copy in reports estimated total", async (t) => {
@@ -66,17 +82,11 @@ test("copy in total of many entries", async (t) => {
     }
   }
   await writeTree(local, tree);
-  const events: CopyProgress[] = [];
 
-  const summary = await copyIntoContainer(
-    client,
-    join(local, "src"),
-    { containerId, path: "/data" },
-    { onProgress: (event) => events.push(event) },
-  );
+  const { events, sentBytes } = await copySourceIn(client, local);
 
-  assertSteady(events, summary.bytes);
-  assertKnownTotal(events, summary.bytes);
+  assertSteady(events, sentBytes);
+  assertKnownTotal(events, sentBytes);
 });
 
 test("copy in total of names and links", async (t) => {
@@ -90,16 +100,10 @@ test("copy in total of names and links", async (t) => {
   // Stored once, then as a link entry.
   await writeFile(join(local, "src/big"), patternBytes(512 * 1024));
   await link(join(local, "src/big"), join(local, "src/big-again"));
-  const events: CopyProgress[] = [];
 
-  const summary = await copyIntoContainer(
-    client,
-    join(local, "src"),
-    { containerId, path: "/data" },
-    { onProgress: (event) => events.push(event) },
-  );
+  const { events, sentBytes } = await copySourceIn(client, local);
 
-  assertKnownTotal(events, summary.bytes);
+  assertKnownTotal(events, sentBytes);
 });
 
 test("copy out of file reports total", async (t) => {
