@@ -16,7 +16,15 @@ const namespacePattern = /^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
  */
 export function socketPath(address: string): string {
   if (address.startsWith("unix://")) {
-    return checkedLength(address.slice("unix://".length));
+    const path = address.slice("unix://".length);
+    if (path === "") {
+      throw new TransferError(
+        `invalid address "${address}": it names no socket; give ` +
+          "unix://PATH or the path alone",
+        Code.InvalidArgument,
+      );
+    }
+    return checkedLength(path);
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(address)) {
     throw new TransferError(
@@ -26,8 +34,8 @@ export function socketPath(address: string): string {
   }
   if (address === "") {
     throw new TransferError(
-      "missing address: give the socket path with --address or " +
-        "CONTAINERD_ADDRESS",
+      "missing address: give the path of a unix socket or unix://PATH " +
+        "(the command reads it from --address or CONTAINERD_ADDRESS)",
       Code.InvalidArgument,
     );
   }

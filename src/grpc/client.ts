@@ -18,6 +18,7 @@ import { runStreamingCall } from "@connectrpc/connect/protocol";
 import { requestHeader } from "@connectrpc/connect/protocol-grpc";
 import { createGrpcTransport as createConnectGrpcTransport } from "@connectrpc/connect-node";
 import type { ClientTransport } from "../transport/index.js";
+import { unixPath } from "../transport/socket-path.js";
 import { callGrpcStream } from "./client-stream.js";
 import { connectionErrors } from "./connection-errors.js";
 import {
@@ -85,7 +86,7 @@ const defaultIdleConnectionTimeoutMs = 15 * 60_000;
 export function createGrpcTransport(
   options: GrpcTransportOptions,
 ): ClientTransport {
-  const path = socketPathOf(options.path);
+  const path = unixPath(options.path);
   const maxMessageBytes = options.maxMessageBytes ?? defaultMaxMessageBytes;
   const sessionManager = new UnixSessionManager(
     path,
@@ -166,10 +167,4 @@ export function createGrpcTransport(
       sessionManager.close();
     },
   };
-}
-
-function socketPathOf(address: string): string {
-  return address.startsWith("unix://")
-    ? address.slice("unix://".length)
-    : address;
 }

@@ -27,6 +27,26 @@ export function checkSocketPathLength(path: string): void {
   }
 }
 
+/**
+ * Returns the socket path of a client's address option, a path or
+ * `unix://PATH`. Throws InvalidArgument when it names no path, which
+ * `net.connect` would take as a TCP connection to the local host.
+ */
+export function unixPath(option: string): string {
+  const path =
+    typeof option === "string" && option.startsWith("unix://")
+      ? option.slice("unix://".length)
+      : option;
+  if (typeof path !== "string" || path === "") {
+    throw new ConnectError(
+      `invalid socket path ${JSON.stringify(option)}: give the path of a ` +
+        "unix socket, alone or as unix://PATH",
+      Code.InvalidArgument,
+    );
+  }
+  return path;
+}
+
 /** How long a connect that neither succeeds nor fails may stay pending. */
 const probeTimeoutMs = 1000;
 

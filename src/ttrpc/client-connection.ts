@@ -148,6 +148,9 @@ export class ClientConnection implements FrameSink {
       // Calls already open finish; the transport opens a new connection.
       this.#retiring = true;
     }
+    if (this.#calls.size === 0) {
+      this.#socket.ref();
+    }
     this.#calls.set(streamId, call);
     this.writer.write(streamId, MessageType.Request, flags, request);
     return streamId;
@@ -158,7 +161,12 @@ export class ClientConnection implements FrameSink {
    * are dropped.
    */
   forget(streamId: number): void {
-    this.#calls.delete(streamId);
+    // An idle connection does not keep the process alive, as an idle
+    // HTTP/2 session does not: a program that forgets to close its client
+    // still exits.
+    if (this.#calls.delete(streamId) && this.#calls.size === 0) {
+      this.#socket.unref();
+    }
     if (this.#retiring && this.#calls.size === 0) {
       this.close(
         new ConnectError("ttrpc stream ids used up", Code.Unavailable),

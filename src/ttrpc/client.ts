@@ -21,6 +21,7 @@ import {
 } from "@connectrpc/connect";
 import { runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
 import type { ClientTransport } from "../transport/index.js";
+import { unixPath } from "../transport/socket-path.js";
 import { ClientConnection } from "./client-connection.js";
 import type { RequestEnvelope } from "./client-request.js";
 import { callStream } from "./client-stream.js";
@@ -95,7 +96,7 @@ class TtrpcTransport implements ClientTransport {
   #closing: Promise<void> | undefined;
 
   constructor(options: TtrpcTransportOptions) {
-    this.#path = options.path.replace(/^unix:\/\//, "");
+    this.#path = unixPath(options.path);
     this.#limits = resolveLimits(options);
     this.#connectTimeoutMs = positive(
       "connectTimeoutMs",
