@@ -123,20 +123,35 @@ export class TransferServer {
    * still accepts connections on one of the paths.
    */
   async listen(options: ListenOptions): Promise<void> {
+    checkListenOptions(options);
+    const sockets: [string, string, () => SocketServer][] = [];
     if (options.ttrpc) {
-      const server = createTtrpcServer({ services: this.#services });
-      this.#listeners.push(
-        await listenOnSocket(server, options.ttrpc, options.gid),
-      );
-      this.log.info("serving ttrpc", { socket: options.ttrpc });
+      sockets.push([
+        "ttrpc",
+        options.ttrpc,
+        () => createTtrpcServer({ services: this.#services }),
+      ]);
     }
     if (options.grpc) {
-      const server = createGrpcServer({ services: this.#services });
-      this.#listeners.push(
-        await listenOnSocket(server, options.grpc, options.gid),
-      );
-      this.log.info("serving gRPC", { socket: options.grpc });
+      sockets.push([
+        "gRPC",
+        options.grpc,
+        () => createGrpcServer({ services: this.#services }),
+      ]);
     }
+    // Either every socket listens or none does: a failure closes the
+    // sockets this call opened before it.
+    const opened: Listener[] = [];
+    try {
+      for (const [protocol, path, create] of sockets) {
+        opened.push(await listenOnSocket(create(), path, options.gid));
+        this.log.info(`serving ${protocol}`, { socket: path });
+      }
+    } catch (error) {
+      await Promise.allSettled(opened.map((l) => l.close()));
+      throw error;
+    }
+    this.#listeners.push(...opened);
   }
 
   /** Stops serving and aborts every open stream. */
@@ -148,6 +163,36 @@ export class TransferServer {
     if (listeners.length > 0) {
       this.log.info("server stopped");
     }
+  }
+}
+
+/**
+ * Throws InvalidArgument for listen options that name no socket, the same
+ * path twice, or a group id that is not one.
+ */
+function checkListenOptions(options: ListenOptions): void {
+  if (!options.ttrpc && !options.grpc) {
+    throw new TransferError(
+      "nothing to listen on: give a socket path as the ttrpc or grpc option",
+      Code.InvalidArgument,
+    );
+  }
+  if (options.ttrpc && options.ttrpc === options.grpc) {
+    throw new TransferError(
+      `cannot listen for ttrpc and gRPC on the same socket ${options.ttrpc}: ` +
+        "give each protocol its own path",
+      Code.InvalidArgument,
+    );
+  }
+  const gid = options.gid;
+  if (
+    gid !== undefined &&
+    !(Number.isInteger(gid) && gid >= 0 && gid < 2 ** 32 - 1)
+  ) {
+    throw new TransferError(
+      `invalid group id ${gid}: give a whole number from 0 to ${2 ** 32 - 2}`,
+      Code.InvalidArgument,
+    );
   }
 }
 
