@@ -14,6 +14,7 @@ import {
   checkContainerLocation,
   receiveArchive,
 } from "./copy-archive.js";
+import { hasTrailingSlash } from "./copy-rules.js";
 import { explainUnsupported } from "./unsupported.js";
 
 /** Kind of file system object, named after the tar entry types. */
@@ -75,15 +76,28 @@ export async function statContainerPath(
   location: ContainerLocation,
   options: StatOptions = {},
 ): Promise<ContainerPathStat> {
+  // As in POSIX, a trailing slash follows a final symlink and asks for a
+  // directory.
+  const trailingSlash = hasTrailingSlash(location.path);
   const found = await explainUnsupported(
     client,
-    lookupContainerPath(client, location, options),
+    lookupContainerPath(client, location, {
+      ...options,
+      followLink: options.followLink || trailingSlash,
+    }),
   );
   if (found.stat === undefined) {
     throw new TransferError(
       `"${location.containerId}:${found.path}": no such file or directory ` +
         "in the container",
       Code.NotFound,
+    );
+  }
+  if (trailingSlash && found.stat.type !== "directory") {
+    throw new TransferError(
+      `"${location.containerId}:${location.path}": not a directory ` +
+        `(it is a ${found.stat.type}); remove the trailing slash to stat it`,
+      Code.FailedPrecondition,
     );
   }
   return found.stat;

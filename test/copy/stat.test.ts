@@ -72,6 +72,33 @@ test("stat of a symlink", async (t) => {
   assert.equal(followed.size, 3);
 });
 
+test("stat with a trailing slash asks for a directory", async (t) => {
+  const { client, rootfs } = await startCopyEndpoint(t);
+  await writeTree(rootfs, { "a.txt": "abc", dir: "/" });
+  await symlink("dir", join(rootfs, "to-dir"));
+
+  const error = await statContainerPath(client, {
+    containerId,
+    path: "/a.txt/",
+  }).then(
+    () => undefined,
+    (failure: unknown) => failure,
+  );
+  const throughLink = await statContainerPath(client, {
+    containerId,
+    path: "/to-dir/",
+  });
+
+  assert.ok(error instanceof TransferError, String(error));
+  assert.equal(error.code, Code.FailedPrecondition);
+  assert.match(
+    error.message,
+    /"c1:\/a\.txt\/": not a directory \(it is a file\)/,
+  );
+  assert.equal(throughLink.type, "directory");
+  assert.equal(throughLink.name, "dir");
+});
+
 test("stat of a missing path", async (t) => {
   const { client } = await startCopyEndpoint(t);
 
