@@ -101,7 +101,8 @@ export async function sendArchive(
 /**
  * Writes the tar archive of the container path to `sink`: the path under
  * its last name, walked unless `noWalk` is set. Resolves with the archive
- * bytes received.
+ * bytes received. With `requireTarEnd`, rejects with DataLoss when the
+ * stream ends before the archive's end-of-archive marker.
  */
 export async function receiveArchive(
   client: Client,
@@ -111,6 +112,7 @@ export async function receiveArchive(
     noWalk?: boolean;
     endSink?: boolean;
     reuseChunks?: boolean;
+    requireTarEnd?: boolean;
   } = {},
 ): Promise<number> {
   let bytes = 0;
@@ -118,6 +120,7 @@ export async function receiveArchive(
     windowBytes: largeWindowBytes,
     endSink: options.endSink,
     reuseChunks: options.reuseChunks,
+    requireTarEnd: options.requireTarEnd,
     onBytes: (total) => {
       bytes = total;
       options.onBytes?.(total);

@@ -139,6 +139,8 @@ export async function copyContainerToTar(
   const transfer = {
     ...options,
     onBytes: reportBytes(options, () => totalBytes),
+    // The caller's sink gets the bytes as they are, unchecked by a parser.
+    requireTarEnd: true,
   };
   try {
     // A sink that failed during the lookup fails the copy before the

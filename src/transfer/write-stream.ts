@@ -1,4 +1,5 @@
 import { type Any, packAny } from "../any/index.js";
+import { Code, TransferError } from "../errors/index.js";
 import { WriteStreamSchema } from "../gen/containerd/types/transfer/streaming_pb.js";
 import {
   type ByteSink,
@@ -9,6 +10,7 @@ import {
 } from "../streaming/index.js";
 import { tarMediaType } from "./read-stream.js";
 import { StreamEnd } from "./stream-end.js";
+import { TarTrailerDetector } from "./tar-trailer.js";
 
 export interface ReceivingOptions {
   /** Called with the total bytes received so far. */
@@ -25,6 +27,12 @@ export interface ReceivingOptions {
    * reuse the chunk's memory. Default false.
    */
   reuseChunks?: boolean;
+  /**
+   * Rejects with DataLoss when the stream ends before a tar end-of-archive
+   * marker, so that a server that ends a tar stream early cannot pass a
+   * truncated archive as whole. Default false.
+   */
+  requireTarEnd?: boolean;
 }
 
 /**
@@ -60,6 +68,27 @@ export class WriteStream extends StreamEnd {
   }
 
   protected async pump(stream: Stream, signal: AbortSignal): Promise<void> {
-    await receiveBytes(stream, this.#sink, { ...this.#options, signal });
+    if (!this.#options.requireTarEnd) {
+      await receiveBytes(stream, this.#sink, { ...this.#options, signal });
+      return;
+    }
+    const detector = new TarTrailerDetector();
+    const received = await receiveBytes(stream, this.#sink, {
+      ...this.#options,
+      signal,
+      // Bytes after the marker are passed on too: the stream ends when the
+      // server ends it.
+      isComplete: (chunk) => {
+        detector.push(chunk);
+        return false;
+      },
+    });
+    if (!detector.complete) {
+      throw new TransferError(
+        `tar archive truncated: the stream ended after ${received} bytes ` +
+          "without the end-of-archive marker",
+        Code.DataLoss,
+      );
+    }
   }
 }

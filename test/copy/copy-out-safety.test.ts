@@ -6,8 +6,12 @@
 import assert from "node:assert/strict";
 import { mkdir, readdir, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { test } from "node:test";
-import { copyFromContainer } from "../../src/client/index.js";
+import {
+  copyArchiveFromContainer,
+  copyFromContainer,
+} from "../../src/client/index.js";
 import { Code, TransferError } from "../../src/errors/index.js";
 import type { Transferrer } from "../../src/server/index.js";
 import { sendBytes } from "../../src/streaming/index.js";
@@ -205,3 +209,34 @@ for (const { name, entries } of hostileCases) {
     );
   });
 }
+
+test("tar stream that ends before its end-of-archive marker fails", async (t) => {
+  const whole = rawTar([
+    { name: "data/", type: "5" },
+    { name: "data/big", body: Buffer.alloc(64 * 1024, 1) },
+  ]);
+  const endpoint = await startCopyEndpoint(t, {
+    transferrers: [servingArchive(whole.subarray(0, 20 * 1024))],
+  });
+  const received: Buffer[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      received.push(chunk);
+      done();
+    },
+  });
+
+  const error = await copyArchiveFromContainer(
+    endpoint.client,
+    { containerId, path: "/data" },
+    sink,
+  ).then(
+    () => undefined,
+    (failure: unknown) => failure,
+  );
+
+  assert.ok(error instanceof TransferError, String(error));
+  assert.equal(error.code, Code.DataLoss, error.message);
+  assert.match(error.message, /without the end-of-archive marker/);
+  assert.equal(Buffer.concat(received).length, 20 * 1024);
+});
