@@ -16,6 +16,7 @@ import {
   type Progress,
   ProgressCallbackError,
   readProgress,
+  type StreamingTransferObject,
   type TransferObject,
 } from "../transfer/index.js";
 import {
@@ -113,6 +114,20 @@ export class Client {
       ? AbortSignal.any([options.signal, controller.signal])
       : controller.signal;
     const ends = [source, destination].filter(isStreaming);
+    // An end already taken by another transfer fails this one before it
+    // touches either end, so that the other transfer goes on.
+    for (const end of ends) {
+      if (usedEnds.has(end)) {
+        throw new TransferError(
+          `this ${end.constructor.name} was already used in a transfer: ` +
+            "create a new one for each transfer",
+          Code.FailedPrecondition,
+        );
+      }
+    }
+    for (const end of ends) {
+      usedEnds.add(end);
+    }
     let progressStream: Stream | undefined;
 
     try {
@@ -187,6 +202,9 @@ export class Client {
 }
 
 /** Opens a client; the connection itself is made on the first call. */
+/** Streaming ends that a transfer has taken; each serves one transfer. */
+const usedEnds = new WeakSet<StreamingTransferObject>();
+
 export function connect(options: ClientOptions = {}): Client {
   return new Client(options);
 }
@@ -205,7 +223,7 @@ async function settleWithin(promise: Promise<void>, ms: number): Promise<void> {
     if (error instanceof ProgressCallbackError) {
       const thrown = error.thrown;
       throw new TransferError(
-        "the onProgress callback threw: " +
+        `the ${error.callback} callback threw: ` +
           (thrown instanceof Error ? thrown.message : String(thrown)),
         Code.Unknown,
         thrown,

@@ -13,6 +13,7 @@ import {
 } from "../streaming/index.js";
 import {
   ContainerPath,
+  ProgressCallbackError,
   progressWarning,
   ReadStream,
   WriteStream,
@@ -149,12 +150,17 @@ function transferOptions(options: ArchiveTransferOptions): TransferOptions {
     onProgress: onWarning
       ? (event) => {
           const warning = progressWarning(event);
-          if (warning !== undefined) {
+          if (warning === undefined) {
+            return;
+          }
+          try {
             onWarning(
               warning.code as ArchiveWarningCode,
               warning.message,
               warning.path,
             );
+          } catch (error) {
+            throw new ProgressCallbackError(error, "onWarning");
           }
         }
       : undefined,

@@ -7,10 +7,17 @@ import type { Stream } from "../streaming/index.js";
 
 export type { Progress };
 
-/** The error that a caller's progress callback threw. */
+/**
+ * The error that a caller's callback threw while it handled a progress
+ * event. `callback` names the option that the caller passed, such as
+ * `onProgress` or `onWarning`.
+ */
 export class ProgressCallbackError extends Error {
-  constructor(readonly thrown: unknown) {
-    super("the progress callback threw", { cause: thrown });
+  constructor(
+    readonly thrown: unknown,
+    readonly callback = "onProgress",
+  ) {
+    super(`the ${callback} callback threw`, { cause: thrown });
     this.name = "ProgressCallbackError";
   }
 }
@@ -38,7 +45,10 @@ export async function readProgress(
       try {
         onProgress(event);
       } catch (error) {
-        callbackError = new ProgressCallbackError(error);
+        callbackError =
+          error instanceof ProgressCallbackError
+            ? error
+            : new ProgressCallbackError(error);
       }
     }
   }

@@ -12,6 +12,8 @@ import type {
 
 export abstract class StreamEnd implements StreamingTransferObject {
   #stream?: Stream;
+  /** Set when marshalAny starts, before its first wait. */
+  #claimed = false;
   #pump?: Promise<void>;
   #settled = false;
   #controller = new AbortController();
@@ -29,17 +31,30 @@ export abstract class StreamEnd implements StreamingTransferObject {
     creator: StreamCreator,
     options: MarshalOptions = {},
   ): Promise<Any> {
-    if (this.#stream) {
+    if (this.#claimed) {
       throw new TransferError(
         `this ${this.constructor.name} was already used in a transfer: ` +
           "create a new one for each transfer",
         Code.FailedPrecondition,
       );
     }
+    this.#claimed = true;
     const signal = options.signal
       ? AbortSignal.any([options.signal, this.#controller.signal])
       : this.#controller.signal;
-    const stream = await creator.create(this.purpose, { signal });
+    let stream: Stream;
+    try {
+      if (this.#controller.signal.aborted) {
+        throw this.#controller.signal.reason;
+      }
+      stream = await creator.create(this.purpose, { signal });
+    } catch (error) {
+      // wait() then reports why no stream was opened.
+      this.#pump = Promise.reject(error);
+      this.#pump.catch(() => {});
+      this.#settled = true;
+      throw error;
+    }
     this.#stream = stream;
     this.#pump = this.pump(stream, signal).finally(() => {
       this.#settled = true;
@@ -49,6 +64,9 @@ export abstract class StreamEnd implements StreamingTransferObject {
   }
 
   wait(): Promise<void> {
+    if (this.#pump === undefined && this.#controller.signal.aborted) {
+      return Promise.reject(this.#controller.signal.reason);
+    }
     return (
       this.#pump ??
       Promise.reject(

@@ -3,6 +3,7 @@ import { readdir } from "node:fs/promises";
 import { Writable } from "node:stream";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { sendArchive } from "../../src/client/copy-archive.js";
 import { Code, TransferError } from "../../src/errors/index.js";
 import {
   ContainerPath,
@@ -201,3 +202,66 @@ for (const protocol of protocols) {
     assert.deepEqual(await readdir(rootfs), ["kept"]);
   });
 }
+
+for (const protocol of protocols) {
+  test(`a throwing onWarning is named over ${protocol}`, async (t) => {
+    const endpoint = await startEndpoint(t, protocol);
+    await endpoint.addContainer("c1");
+    const archive = rawTar([
+      { name: "fifo", type: "6" },
+      { name: "kept", body: "k" },
+    ]);
+
+    await assert.rejects(
+      sendArchive(
+        endpoint.client,
+        [archive],
+        {
+          containerId: "c1",
+          path: "/",
+        },
+        {
+          onWarning: () => {
+            throw new Error("handler failed");
+          },
+        },
+      ),
+      (error: TransferError) =>
+        error.code === Code.Unknown &&
+        error.rawMessage === "the onWarning callback threw: handler failed",
+    );
+  });
+
+  test(`a stream end taken by a running transfer fails only the second over ${protocol}`, async (t) => {
+    const { client } = await startEndpoint(t, protocol);
+    const chunks: Buffer[] = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        chunks.push(chunk);
+        done();
+      },
+    });
+    const shared = new WriteStream(sink, octets);
+    const payload = patternBytes(300_000);
+
+    const [first, second] = await Promise.allSettled([
+      client.transfer(new ReadStream([payload], octets), shared),
+      client.transfer(new ReadStream([payload], octets), shared),
+    ]);
+
+    assert.equal(first.status, "fulfilled");
+    assert.equal(second.status, "rejected");
+    assert.equal(
+      (second.reason as TransferError).code,
+      Code.FailedPrecondition,
+    );
+    assert.match((second.reason as Error).message, /already used/);
+    assert.deepEqual(Buffer.concat(chunks), payload);
+  });
+}
+
+test("wait after an abort before marshal gives the abort's reason", async () => {
+  const read = new ReadStream([Buffer.from("x")]);
+  read.abort(new Error("given up"));
+  await assert.rejects(read.wait(), /given up/);
+});
