@@ -17,9 +17,11 @@ import {
   constants,
   fchmodSync,
   fchownSync,
+  fstatSync,
   futimesSync,
   lstatSync,
   openSync,
+  readFileSync,
   renameSync,
   unlinkSync,
   writevSync,
@@ -216,6 +218,9 @@ export function writeSmallFile(
     if (keepsItsName(existing)) {
       throw conflict(where, "a file", existing!);
     }
+    if (isMountPoint(parent, existing)) {
+      return hidden;
+    }
     try {
       renameSync(hidden.path, parent.path);
     } catch (error) {
@@ -330,6 +335,10 @@ export async function placeFile(
     const existing = await lstatChild(parent, where);
     if (keepsItsName(existing)) {
       throw conflict(where, "a file", existing!);
+    }
+    if (isMountPoint(parent, existing)) {
+      await copyInto(temp, parent, where, onRemove);
+      return;
     }
     renamed =
       (await rename(temp.path, parent.path).then(
@@ -461,6 +470,13 @@ async function removeExisting(
   where: string,
   onRemove: () => void,
 ): Promise<void> {
+  if (isMountPoint(parent, await lstatChild(parent, where))) {
+    throw new TransferError(
+      `cannot replace "${where}": a file is mounted there, so only ` +
+        "the content of a file can be copied to it",
+      Code.FailedPrecondition,
+    );
+  }
   await unlink(parent.path).catch((error) =>
     ignoreErrno(error, "ENOENT", "replace", where),
   );
@@ -498,6 +514,64 @@ export async function createHardLink(
     if (done) {
       return;
     }
+  }
+}
+
+/**
+ * Returns whether the regular file `existing` at `parent.name` is a mount
+ * point, such as a file bind-mounted into a container. A rename or unlink
+ * over a mount point fails with EBUSY only in the mount namespace that
+ * contains the mount. In any other namespace, such as the server's view of
+ * a running container through `/proc/<pid>/root`, the kernel detaches the
+ * mount with no error, so the container silently loses it. A mount point
+ * has a mount id other than its directory's (or, without fdinfo, a device).
+ */
+export function isMountPoint(
+  parent: EntryParent,
+  existing: BigIntStats | undefined,
+): boolean {
+  if (existing === undefined || !existing.isFile()) {
+    return false;
+  }
+  let fd: number;
+  try {
+    // O_PATH opens no file: a device node swapped in since the lstat is
+    // not opened, and the descriptor still has a mount id and a stat.
+    fd = openSync(parent.path, pathOnlyFlag | constants.O_NOFOLLOW);
+  } catch {
+    // The name is gone or changed since the lstat, and the caller's next
+    // step handles that.
+    return false;
+  }
+  try {
+    const directoryFd = parent.directory.file?.fd;
+    if (directoryFd !== undefined) {
+      const inner = mountIdOf(fd);
+      const outer = mountIdOf(directoryFd);
+      if (inner !== undefined && outer !== undefined) {
+        return inner !== outer;
+      }
+    }
+    const directoryDev =
+      directoryFd !== undefined
+        ? fstatSync(directoryFd, { bigint: true }).dev
+        : lstatSync(parent.directory.hostPath, { bigint: true }).dev;
+    return fstatSync(fd, { bigint: true }).dev !== directoryDev;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Linux's O_PATH, which `fs.constants` does not list. */
+const pathOnlyFlag = 0o10000000;
+
+/** Returns the mount id of a descriptor, from `/proc/self/fdinfo`. */
+function mountIdOf(fd: number): string | undefined {
+  try {
+    const info = readFileSync(`/proc/self/fdinfo/${fd}`, "utf8");
+    return /^mnt_id:\s*(\d+)$/m.exec(info)?.[1];
+  } catch {
+    return undefined;
   }
 }
 

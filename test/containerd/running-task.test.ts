@@ -148,6 +148,60 @@ test("running task: read-only mount rejects copy in", async (t) => {
   assert.equal(await readFile(join(hostDir, "kept.txt"), "utf8"), "unchanged");
 });
 
+test("running task: mounted file written in place", async (t) => {
+  const env = containerdEnv(t);
+  if (!env) return;
+  const { client } = await serveContainerd(t, env);
+  const hostDir = await mkdtemp(join(tmpdir(), "ctt-file-"));
+  t.after(() => rm(hostDir, { recursive: true, force: true }));
+  const hostFile = join(hostDir, "app.conf");
+  await writeFile(hostFile, "old\n");
+  const id = uniqueId("filemount");
+  await runContainer(t, env, id, {
+    mounts: [`type=bind,src=${hostFile},dst=/etc/app.conf,options=rbind:rw`],
+  });
+
+  // Both the small-file path and the path of a file written in parts.
+  await copyIn(client, id, "/etc", [{ name: "app.conf", body: "new\n" }]);
+  assert.equal(await readFile(hostFile, "utf8"), "new\n");
+  const large = "x".repeat(3 * 1024 * 1024);
+  await copyIn(client, id, "/etc", [{ name: "app.conf", body: large }]);
+  assert.equal(await readFile(hostFile, "utf8"), large);
+
+  // The mount is still there: the container writes to the host's file.
+  await exec(env, id, "sh", "-c", "echo app > /etc/app.conf");
+  assert.equal(await readFile(hostFile, "utf8"), "app\n");
+  const failure = await copyIn(client, id, "/etc", [
+    { name: "app.conf", type: "2", linkname: "/etc/passwd" },
+  ]).catch((error: unknown) => error);
+  assert.ok(failure instanceof TransferError, `got ${failure}`);
+  assert.equal(failure.kind, "failed precondition");
+  assert.equal(await readFile(hostFile, "utf8"), "app\n");
+});
+
+test("running task: read-only mounted file rejects", async (t) => {
+  const env = containerdEnv(t);
+  if (!env) return;
+  const { client } = await serveContainerd(t, env);
+  const hostDir = await mkdtemp(join(tmpdir(), "ctt-rofile-"));
+  t.after(() => rm(hostDir, { recursive: true, force: true }));
+  const hostFile = join(hostDir, "secret");
+  await writeFile(hostFile, "unchanged");
+  const id = uniqueId("rofile");
+  await runContainer(t, env, id, {
+    mounts: [`type=bind,src=${hostFile},dst=/etc/secret,options=rbind:ro`],
+  });
+
+  const failure = await copyIn(client, id, "/etc", [
+    { name: "secret", body: "overwritten" },
+  ]).catch((error: unknown) => error);
+
+  assert.ok(failure instanceof TransferError, `got ${failure}`);
+  assert.equal(failure.kind, "permission denied");
+  assert.equal(await readFile(hostFile, "utf8"), "unchanged");
+  assert.equal(await exec(env, id, "cat", "/etc/secret"), "unchanged");
+});
+
 test("running task: read-only rootfs rejects copy in", async (t) => {
   const env = containerdEnv(t);
   if (!env) return;
