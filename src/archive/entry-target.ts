@@ -546,10 +546,10 @@ export function isMountPoint(
   try {
     const directoryFd = parent.directory.file?.fd;
     if (directoryFd !== undefined) {
-      const inner = mountIdOf(fd);
-      const outer = mountIdOf(directoryFd);
-      if (inner !== undefined && outer !== undefined) {
-        return inner !== outer;
+      const fileMount = mountIdOf(fd);
+      const directoryMount = mountIdOf(directoryFd);
+      if (fileMount !== undefined && directoryMount !== undefined) {
+        return fileMount !== directoryMount;
       }
     }
     const directoryDev =
