@@ -137,35 +137,71 @@ function packSmallFile(
     if (opened.nlink > 1n) {
       context.firstLinks.set(inodeKey(opened), entryName);
     }
-    const size = Number(opened.size);
-    const batch = context.batch;
-    addHeader(batch, headerFields(entryName, "File", opened));
-    // Anything that fails from here fails the archive, so the header
-    // stays in the batch.
-    const padded = Math.ceil(size / blockBytes) * blockBytes;
-    const body = batch.space(padded);
-    let position = 0;
-    while (position < size) {
-      const bytesRead = readAt(
-        fd,
-        body,
-        position,
-        size - position,
-        position,
-        parent,
-        name,
-      );
-      if (bytesRead === 0) {
-        throw shrankError(entryWhere(parent, name), size, position);
-      }
-      position += bytesRead;
-    }
-    body.fill(0, position);
-    batch.commit(padded);
+    readSmallBody(context, fd, opened, entryName, entryWhere(parent, name));
     return undefined;
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Reads an open file of at most {@link smallFileBytes} straight into the
+ * batch, after the space of its header, and then writes the header with
+ * the size actually read. A file that ended early, such as a sysfs file
+ * that reports 4096 bytes and holds a few, is packed as it was read,
+ * with a warning. A file that grew is cut at its size in `opened`.
+ */
+function readSmallBody(
+  context: PackContext,
+  fd: number,
+  opened: BigIntStats,
+  entryName: string,
+  where: string,
+): void {
+  const size = Number(opened.size);
+  const batch = context.batch;
+  const padded = Math.ceil(size / blockBytes) * blockBytes;
+  const region = batch.space(blockBytes + padded);
+  let position = 0;
+  while (position < size) {
+    let bytesRead: number;
+    try {
+      bytesRead = readSync(
+        fd,
+        region,
+        blockBytes + position,
+        size - position,
+        position,
+      );
+    } catch (error) {
+      throw fileError(error, "read", where);
+    }
+    if (bytesRead === 0) {
+      break;
+    }
+    position += bytesRead;
+  }
+  if (position < size) {
+    context.warn(
+      "changed",
+      `"${where}" ended after ${position} of the ${size} bytes that its ` +
+        `status reported, so its copy has ${position} bytes`,
+      where,
+    );
+  }
+
+  const fields = { ...headerFields(entryName, "File", opened), size: position };
+  const bodyEnd = blockBytes + Math.ceil(position / blockBytes) * blockBytes;
+  region.fill(0, blockBytes + position, bodyEnd);
+  if (writeUstarHeader(fields, region.subarray(0, blockBytes))) {
+    batch.commit(bodyEnd);
+    return;
+  }
+  // The header needs PAX records, which come before it, so the body is
+  // copied out of the space that the headers then take.
+  const body = Buffer.from(region.subarray(blockBytes, bodyEnd));
+  addHeader(batch, fields);
+  batch.add(body);
 }
 
 /**
@@ -237,22 +273,6 @@ async function openRegularFile(
     return undefined;
   }
   return { file, opened };
-}
-
-function readAt(
-  fd: number,
-  buffer: Buffer,
-  offset: number,
-  length: number,
-  position: number,
-  parent: DirectoryHandle,
-  name: string,
-): number {
-  try {
-    return readSync(fd, buffer, offset, length, position);
-  } catch (error) {
-    throw fileError(error, "read", entryWhere(parent, name));
-  }
 }
 
 /**

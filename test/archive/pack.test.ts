@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import {
   appendFile,
   chmod,
@@ -685,4 +686,32 @@ test("mtime before 1970 rounded down", async (t) => {
     const entry = entries.find((listed) => listed.path === name);
     assert.equal(entry?.mtime?.getTime(), expected * 1000, name);
   }
+});
+
+test("small file shorter than its size packed as read", async (t) => {
+  // A sysfs attribute reports 4096 bytes and holds a few.
+  const sysfs = "/sys/kernel";
+  const name = "address_bits";
+  if (!existsSync(join(sysfs, name))) {
+    t.skip(`no ${sysfs}/${name} on this machine`);
+    return;
+  }
+  const content = readFileSync(join(sysfs, name));
+  assert.ok(statSync(join(sysfs, name)).size > content.length);
+  const warnings: string[] = [];
+
+  const archive = await collect(
+    packChunks(sysfs, `/${name}`, {
+      onWarning: (code, message) => warnings.push(`${code}: ${message}`),
+    }),
+  );
+
+  const [entry] = await list(archive);
+  assert.equal(entry?.size, content.length);
+  assert.equal(entry?.body, content.toString());
+  assert.equal(warnings.length, 1);
+  assert.match(
+    warnings[0] ?? "",
+    new RegExp(`^changed: "/${name}" ended after ${content.length} of the`),
+  );
 });
