@@ -174,6 +174,7 @@ export async function* packChunks(
           parent.name,
           options.topName ?? parent.name,
           stats,
+          false,
         );
       } finally {
         await parent.release();
@@ -191,7 +192,9 @@ export async function* packChunks(
 
 /**
  * Packs the child `name` of `parent` under the archive name `entryName`
- * and yields the chunks that are ready.
+ * and yields the chunks that are ready. Inside a walk (`inWalk`), a
+ * symlink that cannot be read any more is skipped with a warning, as a
+ * vanished file is; the path that the caller named fails instead.
  */
 async function* packEntry(
   context: PackContext,
@@ -199,6 +202,7 @@ async function* packEntry(
   name: string,
   entryName: string,
   stats: BigIntStats,
+  inWalk = true,
 ): AsyncGenerator<Buffer> {
   throwIfAborted(context.signal);
   const batch = context.batch;
@@ -211,8 +215,26 @@ async function* packEntry(
     yield* packFile(context, parent, name, entryName, stats);
   } else if (stats.isSymbolicLink()) {
     const target = await readlink(childPath(parent, name)).catch((error) => {
+      // ENOENT: the link is gone, or it is a /proc link such as
+      // /proc/self that names nothing for a reader in another pid
+      // namespace. EINVAL: the name is no longer a symlink.
+      const errno = errnoOf(error);
+      if (inWalk && (errno === "ENOENT" || errno === "EINVAL")) {
+        return undefined;
+      }
       throw fileError(error, "read symlink", entryWhere(parent, name));
     });
+    if (target === undefined) {
+      const where = entryWhere(parent, name);
+      context.warn(
+        "vanished",
+        `skipped "${where}": the symlink could not be read ` +
+          "(it vanished or changed during the walk, or it is a /proc link " +
+          "that names nothing outside the container)",
+        where,
+      );
+      return;
+    }
     addHeader(batch, {
       ...headerFields(entryName, "SymbolicLink", stats),
       linkpath: target,
