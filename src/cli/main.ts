@@ -176,15 +176,22 @@ async function main(): Promise<void> {
   }
 }
 
+/** Separator between a message and the hint that this command adds. */
+const hintSeparator = "\nhint: ";
+
 function report(error: unknown): number {
   if (error instanceof CommanderError) {
     // commander has already printed the usage problem or the help text.
     return error.exitCode === 0 ? 0 : 2;
   }
   const failure = TransferError.from(error);
-  process.stderr.write(
-    `containerd-transfer: ${printable(describe(failure))}\n`,
-  );
+  // A hint of this command goes on a line of its own. Any other line
+  // break in a message, perhaps from a server, stays escaped.
+  const text = describe(failure)
+    .split(hintSeparator)
+    .map(printable)
+    .join(hintSeparator);
+  process.stderr.write(`containerd-transfer: ${text}\n`);
   if (interrupt.signal.aborted && interrupt.signal.reason === timeoutReason) {
     return 1;
   }

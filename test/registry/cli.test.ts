@@ -90,7 +90,8 @@ test("cli shows registry's rejection", async (t) => {
   assert.equal(pull.code, 1);
   assert.equal(pull.stdout, "");
   assert.match(pull.stderr, /401 Unauthorized/);
-  assert.match(pull.stderr, /hint: the registry .* rejected the credentials/);
+  assert.match(pull.stderr, /\nhint: the registry .* rejected the credentials/);
+  assert.ok(!pull.stderr.includes("\\x0a"), "the line break is escaped");
   assert.ok(
     !pull.stderr.includes("not-the-password"),
     "the password appears in the output",
