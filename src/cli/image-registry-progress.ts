@@ -6,7 +6,7 @@
  */
 import cliProgress from "cli-progress";
 import type { Progress } from "../transfer/index.js";
-import { formatBytes } from "./format.js";
+import { formatBytes, printable } from "./format.js";
 
 export interface RegistryProgress {
   onProgress?: (event: Progress) => void;
@@ -55,13 +55,13 @@ function barDisplay(): RegistryProgress {
     onProgress(event) {
       const label = blobLabel(event.name);
       if (label === undefined && byName.size === 0) {
-        process.stderr.write(`${describeStep(event)}\n`);
+        process.stderr.write(`${printable(describeStep(event))}\n`);
         return;
       }
       if (label === undefined) {
         // Lines written under running bars are overdrawn: they follow the
         // bars once the transfer settled.
-        steps.push(describeStep(event));
+        steps.push(printable(describeStep(event)));
         return;
       }
       const total = Number(event.total);
@@ -111,7 +111,7 @@ function lineDisplay(): RegistryProgress {
   return {
     onProgress(event) {
       if (blobLabel(event.name) === undefined) {
-        process.stderr.write(`${describeStep(event)}\n`);
+        process.stderr.write(`${printable(describeStep(event))}\n`);
       } else if (reported.has(event.name)) {
         return;
       } else if (finalStates.has(event.event)) {

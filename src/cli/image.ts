@@ -22,6 +22,7 @@ import { Code, TransferError } from "../errors/index.js";
 import { type ByteSource, readFileChunks } from "../streaming/index.js";
 import type { Progress } from "../transfer/index.js";
 import { openFifoReader, openFifoWriter } from "./fifo.js";
+import { printable } from "./format.js";
 import {
   addRegistryCommands,
   checkImageArguments,
@@ -137,6 +138,14 @@ export function addImageCommand(program: Command, signal: AbortSignal): void {
         checkImageArguments([source]);
         for (const target of targets) {
           checkNameArgument(target);
+          // A name with a digest would claim content that the source
+          // may not have.
+          if (target.includes("@")) {
+            throw usageError(
+              `invalid target "${target}": a new name cannot carry a ` +
+                "digest; give a tag, such as example.test/app:2",
+            );
+          }
         }
         await tagImage(client, source, targets, { signal });
       }),
@@ -160,7 +169,7 @@ export function addImageCommand(program: Command, signal: AbortSignal): void {
           });
           process.stdout.write(
             flags.quiet
-              ? images.map((i) => `${i.name}\n`).join("")
+              ? images.map((i) => `${printable(i.name)}\n`).join("")
               : formatImageTable(images),
           );
         },
@@ -174,8 +183,31 @@ export function addImageCommand(program: Command, signal: AbortSignal): void {
     .action(
       withClient(async (client, names: string[]) => {
         checkImageArguments(names);
+        // Every name is tried, as `docker rmi` does. Each failure is
+        // printed, and the command fails at the end.
+        const failed: string[] = [];
+        let first: TransferError | undefined;
         for (const name of names) {
-          await deleteImage(client, name, { signal });
+          try {
+            await deleteImage(client, name, { signal });
+          } catch (error) {
+            if (signal.aborted) {
+              throw error;
+            }
+            const failure = TransferError.from(error);
+            first ??= failure;
+            failed.push(name);
+            process.stderr.write(
+              `containerd-transfer: ${printable(failure.rawMessage)}\n`,
+            );
+          }
+        }
+        if (first !== undefined) {
+          throw new TransferError(
+            `failed to delete ${failed.length} of ${names.length} ` +
+              `images: ${failed.join(", ")}`,
+            first.code,
+          );
         }
       }),
     );
@@ -224,7 +256,7 @@ async function runImport(
     });
     progress.stop();
     for (const name of result.images) {
-      process.stdout.write(`imported ${name}\n`);
+      process.stdout.write(`imported ${printable(name)}\n`);
     }
   } finally {
     progress.stop();
@@ -454,7 +486,7 @@ export function formatImageTable(images: ImageRecord[]): string {
   const rows = [["NAME", "TYPE", "DIGEST", "CREATED"]];
   for (const image of images) {
     rows.push([
-      image.name,
+      printable(image.name),
       shortMediaType(image.target.mediaType),
       image.target.digest,
       image.createdAt?.toISOString().replace(/\.\d+Z$/, "Z") ?? "-",
@@ -496,7 +528,7 @@ function eventPrinter(quiet: boolean | undefined) {
   }
   return (event: Progress) => {
     const name = event.name ? ` ${event.name}` : "";
-    process.stderr.write(`${event.event}${name}\n`);
+    process.stderr.write(`${printable(`${event.event}${name}`)}\n`);
   };
 }
 

@@ -216,6 +216,10 @@ test("arguments are usage errors", async () => {
     [["export", out, ` ${image}`], /invalid image name " /],
     [["tag", "", image], /invalid image name ""/],
     [["rm", image, ""], /invalid image name ""/],
+    [
+      ["tag", image, `fifofix.test/a@sha256:${"0".repeat(64)}`],
+      /invalid target "fifofix\.test\/a@sha256:0+": a new name cannot carry a digest/,
+    ],
   ];
 
   for (const [args, message] of runs) {
@@ -416,6 +420,27 @@ test("tag rejects invalid names", async (t) => {
     assert.ok(result.stderr.includes(`"${target}"`), result.stderr);
     await assert.rejects(getImage(daemon.client, target), /not found/);
   }
+});
+
+test("rm goes on past a missing name", async (t) => {
+  const daemon = openDaemon(t);
+  if (!daemon) {
+    return;
+  }
+  const first = imageName("rm-first:1");
+  const last = imageName("rm-last:1");
+  const missing = imageName("rm-missing:1");
+  daemon.cleanUp(first, last);
+  await tagImage(daemon.client, daemon.env.image, first);
+  await tagImage(daemon.client, daemon.env.image, last);
+
+  const result = await cli(daemon.env.address, ["rm", first, missing, last]);
+
+  assert.equal(result.code, 1, result.stderr);
+  assert.ok(result.stderr.includes(missing), result.stderr);
+  assert.match(result.stderr, /failed to delete 1 of 3 images/);
+  await assert.rejects(getImage(daemon.client, first), /not found/);
+  await assert.rejects(getImage(daemon.client, last), /not found/);
 });
 
 test("import rejects an invalid name", async (t) => {
