@@ -85,7 +85,15 @@ async function copyOut(
       warn(context, code, message, path, source.containerId),
     reuseChunk: reuseAfterSend,
   });
-  await sendBytes(stream, archive, { signal: context.signal });
+  try {
+    await sendBytes(stream, archive, { signal: context.signal });
+  } catch (error) {
+    // sendBytes does not wait for a source stuck in a read. The packer
+    // may hold files of the root open, and the root is released, perhaps
+    // unmounted, as soon as this returns.
+    await settleBefore(archive.return(undefined), context);
+    throw error;
+  }
 }
 
 async function copyIn(
@@ -121,11 +129,55 @@ async function copyIn(
   // reason at once lets the client see it instead of the receiver's
   // report that its sink is closed.
   pipe.once("error", (error) => stream.abort(error));
-  try {
-    await Promise.all([receiving, extracting]);
-  } catch (error) {
+  let failure: { error: unknown } | undefined;
+  const fail = (error: unknown) => {
+    failure ??= { error };
+  };
+  receiving.catch(fail);
+  extracting.catch(fail);
+  // The extractor closes its files before it settles, and the root is
+  // released, perhaps unmounted, as soon as this returns, so a failed
+  // receive waits for the extractor too.
+  await Promise.race([
+    receiving.then(
+      () => extracting,
+      () => settleBefore(extracting, context),
+    ),
+    extracting.then(() => receiving),
+  ]).catch(() => {});
+  if (failure !== undefined) {
     // The first failure to reach the pipe names the cause.
-    throw pipe.errored instanceof TransferError ? pipe.errored : error;
+    throw pipe.errored instanceof TransferError ? pipe.errored : failure.error;
+  }
+}
+
+/** Maximum wait in milliseconds for the file work of a failed copy to settle. */
+const settleTimeoutMs = 10_000;
+
+/**
+ * Waits for `work` to settle, for at most {@link settleTimeoutMs}, and
+ * logs a warning when it did not: a file call stuck on a hung file system.
+ */
+async function settleBefore(
+  work: Promise<unknown>,
+  context: TransferContext,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = await Promise.race([
+    work.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), settleTimeoutMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (!settled) {
+    context.log.warn(
+      `file work of a failed copy still running after ${settleTimeoutMs} ms; ` +
+        "releasing the container root anyway",
+    );
   }
 }
 
