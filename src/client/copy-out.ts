@@ -47,7 +47,11 @@ import {
   moveIntoPlace,
   removeStaging,
 } from "./copy-stage.js";
-import { type ContainerPathStat, lookupContainerPath } from "./stat.js";
+import {
+  type ContainerFileType,
+  type ContainerPathStat,
+  lookupContainerPath,
+} from "./stat.js";
 
 /** A container source after its symlink, if followed. */
 interface ContainerSource {
@@ -59,6 +63,14 @@ interface ContainerSource {
   stat: ContainerPathStat;
 }
 
+/** Names of the file types that a copy to a local path does not create. */
+const specialKinds: Partial<Record<ContainerFileType, string>> = {
+  "char-device": "character device",
+  "block-device": "block device",
+  fifo: "FIFO",
+  other: "special file",
+};
+
 /** Copies a container path to a local path; see `copyFromContainer`. */
 export async function copyContainerToLocal(
   client: Client,
@@ -69,6 +81,16 @@ export async function copyContainerToLocal(
   checkContainerLocation(source);
   checkLocalPath(localPath, "destination");
   const from = await inspectContainerSource(client, source, options);
+  const kind = specialKinds[from.stat.type];
+  if (kind !== undefined) {
+    // The extractor skips such entries, which would leave nothing to copy.
+    throw new TransferError(
+      `cannot copy ${kind} "${from.spec.display}": a copy carries only ` +
+        "files, directories and links; '-' as the destination writes its " +
+        "tar entry instead",
+      Code.FailedPrecondition,
+    );
+  }
   const plan = await planLocalDestination(from.spec, localPath);
   const shown = (path: string) => path;
 

@@ -315,6 +315,21 @@ test("copy never replaces a FIFO or device", async (t) => {
   }
 });
 
+test("FIFO in the container not copied to a local path", async (t) => {
+  const { client, local, rootfs } = await startCopyEndpoint(t);
+  await promisify(execFile)("mkfifo", [join(rootfs, "fifo")]);
+
+  await assert.rejects(
+    copyFromContainer(client, { containerId, path: "/fifo" }, local),
+    (error: TransferError) =>
+      error.code === Code.FailedPrecondition &&
+      /^cannot copy FIFO "c1:\/fifo": a copy carries only files/.test(
+        error.rawMessage,
+      ),
+  );
+  assert.deepEqual(await readdir(local), []);
+});
+
 test("FIFO source rejected", async (t) => {
   const { client, local, rootfs } = await startCopyEndpoint(t);
   const fifo = join(local, "fifo");
