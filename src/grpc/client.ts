@@ -69,6 +69,11 @@ export interface GrpcTransportOptions {
   idleConnectionTimeoutMs?: number;
   /** connect-es interceptors applied to every call. */
   interceptors?: Interceptor[];
+  /**
+   * Advice that ends the error of a socket that behaves like a ttrpc
+   * server. Default: use the ttrpc protocol (`--protocol ttrpc`) for it.
+   */
+  ttrpcPeerHint?: string;
 }
 
 const defaultConnectTimeoutMs = 10_000;
@@ -98,6 +103,7 @@ export function createGrpcTransport(
       idleConnectionTimeoutMs:
         options.idleConnectionTimeoutMs ?? defaultIdleConnectionTimeoutMs,
     },
+    options.ttrpcPeerHint,
   );
 
   const interceptors = [

@@ -27,6 +27,10 @@ const debug = debuglog("grpc");
 /** Authority of every request; gRPC servers on unix sockets ignore it. */
 export const unixAuthority = "http://localhost";
 
+/** Advice of {@link UnixSessionManager} for a peer that speaks ttrpc. */
+export const defaultTtrpcPeerHint =
+  "Use the ttrpc protocol (--protocol ttrpc) for it";
+
 export class UnixSessionManager extends Http2SessionManager {
   readonly path: string;
   #closedReason: ConnectError | undefined;
@@ -46,11 +50,12 @@ export class UnixSessionManager extends Http2SessionManager {
     connectTimeoutMs: number,
     maxSessionMemoryMegabytes: number,
     pingOptions: Http2SessionOptions,
+    ttrpcPeerHint = defaultTtrpcPeerHint,
   ) {
     super(unixAuthority, pingOptions, {
       createConnection: () => {
         this.#socketError = undefined;
-        const socket = connectSocket(path, connectTimeoutMs);
+        const socket = connectSocket(path, connectTimeoutMs, ttrpcPeerHint);
         socket.once("error", (error) => {
           this.#socketError = error;
         });
@@ -58,8 +63,7 @@ export class UnixSessionManager extends Http2SessionManager {
           if (socket.bytesRead === 0) {
             this.#socketError ??= new Error(
               `${path} closed the connection without an HTTP/2 response: is ` +
-                "it a ttrpc socket? Use the ttrpc protocol (--protocol " +
-                "ttrpc) for it",
+                `it a ttrpc socket? ${ttrpcPeerHint}`,
             );
           }
         });
@@ -160,7 +164,11 @@ export class UnixSessionManager extends Http2SessionManager {
  * Connects to a unix socket and destroys the socket with ETIMEDOUT when it
  * is not connected within `timeoutMs`.
  */
-function connectSocket(path: string, timeoutMs: number): net.Socket {
+function connectSocket(
+  path: string,
+  timeoutMs: number,
+  ttrpcPeerHint: string,
+): net.Socket {
   // NOTE: no test reaches this timer. On Linux a unix socket connect
   // completes or fails at once, even when the listener's backlog is full.
   const socket = net.connect(path);
@@ -184,7 +192,7 @@ function connectSocket(path: string, timeoutMs: number): net.Socket {
       if (socket.bytesRead === 0) {
         const error: NodeJS.ErrnoException = new Error(
           `no HTTP/2 response within ${timeoutMs} ms from ${path}: is it a ` +
-            "ttrpc socket? Use the ttrpc protocol (--protocol ttrpc) for it",
+            `ttrpc socket? ${ttrpcPeerHint}`,
         );
         error.code = "ETIMEDOUT";
         socket.destroy(error);

@@ -75,7 +75,12 @@ export class ContainerdRoots implements ContainerRoots {
     options: ContainerdRootsOptions = {},
   ) {
     if (typeof containerd === "string") {
-      this.#ownTransport = createGrpcTransport({ path: containerd });
+      this.#ownTransport = createGrpcTransport({
+        path: containerd,
+        ttrpcPeerHint:
+          "The server needs containerd's gRPC socket, such as " +
+          "/run/containerd/containerd.sock, not its .ttrpc socket",
+      });
       this.#api = new ContainerdApi(this.#ownTransport);
     } else {
       this.#api = new ContainerdApi(containerd);

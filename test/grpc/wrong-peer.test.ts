@@ -15,8 +15,15 @@ import {
 } from "../../src/ttrpc/index.js";
 import { tempSocket } from "./harness.js";
 
-async function transferError(path: string): Promise<ConnectError> {
-  const transport = createGrpcTransport({ path, connectTimeoutMs: 300 });
+async function transferError(
+  path: string,
+  ttrpcPeerHint?: string,
+): Promise<ConnectError> {
+  const transport = createGrpcTransport({
+    path,
+    connectTimeoutMs: 300,
+    ttrpcPeerHint,
+  });
   try {
     await createClient(Transfer, transport).transfer({});
   } catch (error) {
@@ -39,6 +46,21 @@ test("gRPC client on ttrpc server", async (t) => {
   assert.equal(error.code, Code.Unavailable);
   assert.match(error.rawMessage, /without an HTTP\/2 response/);
   assert.match(error.rawMessage, /--protocol ttrpc/);
+});
+
+test("gRPC client on ttrpc server with a hint of its own", async (t) => {
+  const path = await tempSocket(t);
+  const server = createTtrpcServer({ services: [] });
+  await server.listen(path);
+  t.after(() => server.close());
+
+  const error = await transferError(path, "Give the gRPC socket instead");
+
+  assert.match(
+    error.rawMessage,
+    /is it a ttrpc socket\? Give the gRPC socket instead/,
+  );
+  assert.doesNotMatch(error.rawMessage, /--protocol/);
 });
 
 test("gRPC client on silent socket", async (t) => {
