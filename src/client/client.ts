@@ -50,7 +50,9 @@ export interface TransferOptions {
   signal?: AbortSignal;
   /**
    * Receives every progress event; all of them are delivered before the
-   * transfer settles.
+   * transfer settles. A callback that throws, or returns a promise that
+   * rejects before the server ends the progress stream, fails the
+   * transfer with Unknown; a later rejection is ignored.
    */
   onProgress?: (event: Progress) => void;
   /**

@@ -43,7 +43,14 @@ export async function readProgress(
     const event = unpackAny(message, ProgressSchema);
     if (callbackError === undefined) {
       try {
-        onProgress(event);
+        const result: unknown = onProgress(event);
+        // An async callback's rejection counts as a throw, rather than
+        // ending the process as an unhandled rejection.
+        if (result instanceof Promise) {
+          result.catch((error: unknown) => {
+            callbackError ??= new ProgressCallbackError(error);
+          });
+        }
       } catch (error) {
         callbackError =
           error instanceof ProgressCallbackError

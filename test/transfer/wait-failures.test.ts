@@ -265,3 +265,27 @@ test("wait after an abort before marshal gives the abort's reason", async () => 
   read.abort(new Error("given up"));
   await assert.rejects(read.wait(), /given up/);
 });
+
+test("a rejecting async onProgress fails the transfer", async (t) => {
+  const endpoint = await startEndpoint(t, "ttrpc");
+  await endpoint.addContainer("c1");
+  const archive = rawTar([
+    { name: "fifo", type: "6" },
+    { name: "kept", body: "k" },
+  ]);
+
+  await assert.rejects(
+    endpoint.client.transfer(
+      new ReadStream([archive]),
+      new ContainerPath({ containerId: "c1", path: "/" }),
+      {
+        onProgress: async () => {
+          throw new Error("async boom");
+        },
+      },
+    ),
+    (error: TransferError) =>
+      error.code === Code.Unknown &&
+      error.rawMessage === "the onProgress callback threw: async boom",
+  );
+});
