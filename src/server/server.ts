@@ -86,16 +86,15 @@ export class TransferServer {
     const containers =
       options.containers ??
       (options.root === undefined ? undefined : new FolderRoots(options.root));
+    // Checked with or without containers, so that a bad value fails here
+    // rather than when containers are added.
+    const windowBytes = checkReceiveOptions({
+      windowBytes: options.windowBytes ?? largeWindowBytes,
+    });
     const transferrers = [
       ...(options.transferrers ?? []),
       ...(containers
-        ? [
-            containerFsTransferrer(containers, {
-              windowBytes: checkReceiveOptions({
-                windowBytes: options.windowBytes ?? largeWindowBytes,
-              }),
-            }),
-          ]
+        ? [containerFsTransferrer(containers, { windowBytes })]
         : []),
       echoTransferrer(),
     ];

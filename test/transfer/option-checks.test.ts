@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { Readable, Writable } from "node:stream";
 import { test } from "node:test";
 import { Code, TransferError } from "../../src/errors/index.js";
+import { TransferServer } from "../../src/server/index.js";
 import {
   ContainerPath,
   ImageExportStream,
@@ -40,6 +41,13 @@ test("windowBytes range is integer", () => {
   assert.throws(
     () => new WriteStream(sink(), undefined, { windowBytes: 2 ** 30 }),
     invalidOption("windowBytes", "1073741824", /from 1 to 1073741823$/),
+  );
+});
+
+test("server windowBytes checked without containers", () => {
+  assert.throws(
+    () => new TransferServer({ windowBytes: 0 }),
+    invalidOption("windowBytes", "0", /from 1 to 1073741823$/),
   );
 });
 
