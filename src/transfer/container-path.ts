@@ -27,7 +27,7 @@ export class ContainerPath implements TransferObject {
   constructor(init: ContainerPathInit) {
     if (!init.containerId) {
       throw new TransferError(
-        "missing container id: name the container as CONTAINER:PATH",
+        "missing container id: give the id of the container the path is in",
         Code.InvalidArgument,
       );
     }
