@@ -17,6 +17,7 @@ import {
   type ServiceImplSpec,
 } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import { parseTimeout } from "@connectrpc/connect/protocol-grpc";
 import {
   universalRequestFromNodeRequest,
   universalResponseToNodeResponse,
@@ -28,6 +29,7 @@ import {
   defaultMaxMessageBytes,
   http2Settings,
   sessionMemoryMegabytes,
+  timerMs,
   widenConnectionWindow,
 } from "./limits.js";
 import {
@@ -333,6 +335,7 @@ function serveRequest(
     undefined,
     undefined,
   );
+  dropLongTimeout(universalRequest.header);
   universalRequest.body = readBody(
     universalRequest.body as AsyncIterable<Uint8Array>,
     universalRequest.signal,
@@ -348,6 +351,23 @@ function serveRequest(
       // response was written; the error can only be logged.
       debug("%s: response not delivered: %s", path, error);
     });
+}
+
+/**
+ * Removes a `grpc-timeout` longer than a Node.js timer can wait (about
+ * 24.8 days), so that the call has no deadline, as a bidirectional call
+ * has. connect-es would otherwise set a timer that fires at once and fails
+ * the call with DeadlineExceeded.
+ */
+function dropLongTimeout(header: Headers): void {
+  const value = header.get("grpc-timeout");
+  if (value === null) {
+    return;
+  }
+  const { timeoutMs, error } = parseTimeout(value, Number.MAX_SAFE_INTEGER);
+  if (error === undefined && timerMs(timeoutMs) === undefined) {
+    header.delete("grpc-timeout");
+  }
 }
 
 /**

@@ -126,7 +126,16 @@ export function unpackWindowUpdate(any: Any): number {
   if (!isAny(any, WindowUpdateSchema)) {
     throw unexpected(any, WindowUpdateSchema.typeName);
   }
-  const { update } = fromBinary(WindowUpdateSchema, any.value);
+  let update: number;
+  try {
+    update = fromBinary(WindowUpdateSchema, any.value).update;
+  } catch (cause) {
+    throw new TransferError(
+      `invalid WindowUpdate message: ${(cause as Error).message}`,
+      Code.InvalidArgument,
+      cause,
+    );
+  }
   checkWindowUpdate(update);
   return update;
 }

@@ -30,6 +30,7 @@ import {
   takeWrittenCallback,
 } from "../any/index.js";
 import { type Request, ResponseSchema } from "../gen/ttrpc/request_pb.js";
+import { timerMs } from "../grpc/limits.js";
 import {
   carriesData,
   closeFlags,
@@ -333,10 +334,14 @@ function decodeInput<I extends DescMessage>(
   }
 }
 
-/** Converts `timeout_nano` to whole ms, rounded up; 0 means no deadline. */
+/**
+ * Converts `timeout_nano` to whole ms, rounded up. Zero means no deadline.
+ * A deadline further away than a Node.js timer can wait (about 24.8 days)
+ * also means none, because such a timer would fire at once.
+ */
 function timeoutMsOf(timeoutNano: bigint): number | undefined {
   if (timeoutNano <= 0n) {
     return undefined;
   }
-  return Number((timeoutNano + 999_999n) / 1_000_000n);
+  return timerMs(Number((timeoutNano + 999_999n) / 1_000_000n));
 }

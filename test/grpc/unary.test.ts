@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import * as http2 from "node:http2";
+import * as net from "node:net";
 import { test } from "node:test";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { TransferError } from "../../src/errors/index.js";
@@ -204,4 +206,37 @@ test("large message over server limit", async (t) => {
 
   assert.ok(error instanceof ConnectError);
   assert.equal(error.code, Code.ResourceExhausted);
+});
+
+test("unary call ignores an overlong timeout", async (t) => {
+  const { path } = await startPair(t, {
+    services: [
+      createServiceSpec(Transfer, {
+        async transfer(_, context) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          context.signal.throwIfAborted();
+          return {};
+        },
+      }),
+    ],
+  });
+  const session = http2.connect("http://localhost", {
+    createConnection: () => net.connect(path),
+  });
+  t.after(() => session.close());
+  // A Node.js timer set to 99999999 hours fires at once.
+  const stream = session.request({
+    ":method": "POST",
+    ":path": `/${Transfer.typeName}/Transfer`,
+    "content-type": "application/grpc",
+    te: "trailers",
+    "grpc-timeout": "99999999H",
+  });
+  stream.end(Buffer.alloc(5));
+  stream.resume();
+  const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve) =>
+    stream.once("trailers", resolve),
+  );
+
+  assert.equal(trailers["grpc-status"], "0");
 });

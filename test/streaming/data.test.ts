@@ -1,10 +1,18 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { toBinary } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { encodeMessage, encodeMessageParts } from "../../src/any/index.js";
-import { DataSchema } from "../../src/gen/containerd/types/transfer/streaming_pb.js";
-import { packData, unpackData } from "../../src/streaming/index.js";
+import { Code, TransferError } from "../../src/errors/index.js";
+import {
+  DataSchema,
+  WindowUpdateSchema,
+} from "../../src/gen/containerd/types/transfer/streaming_pb.js";
+import {
+  packData,
+  unpackData,
+  unpackWindowUpdate,
+} from "../../src/streaming/index.js";
 
 test("packData encoding matches toBinary", () => {
   for (const size of [1, 127, 128, 16_384, 300_000]) {
@@ -56,5 +64,18 @@ test("packData copies a Go-sized payload", () => {
   assert.deepEqual(
     Buffer.from(parts[0]!),
     Buffer.from(toBinary(AnySchema, { ...any })),
+  );
+});
+
+test("undecodable WindowUpdate is InvalidArgument", () => {
+  const any = create(AnySchema, {
+    typeUrl: WindowUpdateSchema.typeName,
+    value: new Uint8Array([0x08, 0xff]),
+  });
+
+  assert.throws(
+    () => unpackWindowUpdate(any),
+    (error) =>
+      error instanceof TransferError && error.code === Code.InvalidArgument,
   );
 });

@@ -421,3 +421,34 @@ test("server keeps a slow steady frame", async (t) => {
   assert.ok(frame.length * 20 > 400, `${frame.length} bytes`);
   assert.equal(statusOf(reply.data).code, 0);
 });
+
+test("server ignores an overlong deadline", async (t) => {
+  const { path } = await startPair(t, {
+    services: [
+      [
+        Transfer,
+        {
+          async transfer() {
+            await sleep(50);
+            return {};
+          },
+        },
+      ],
+    ],
+  });
+  const peer = await RawPeer.connect(t, path);
+  // A Node.js timer set to 30 days fires at once.
+  const request = toBinary(
+    RequestSchema,
+    create(RequestSchema, {
+      service: Transfer.typeName,
+      method: "Transfer",
+      timeoutNano: 30n * 86_400n * 1_000_000_000n,
+    }),
+  );
+
+  peer.send(1, MessageType.Request, 0, request);
+  const frame = await peer.frame(0);
+
+  assert.equal(statusOf(frame.data).code, 0);
+});
