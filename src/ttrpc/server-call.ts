@@ -80,6 +80,10 @@ export class ServerCall {
         rejected.length,
       );
     }
+    // No shutdownSignal: the server ends open calls through abortCalls() of
+    // their connection. Node.js scans an AbortSignal's listeners on every
+    // addEventListener, so one signal shared by all calls made each new call
+    // cost time in proportion to the calls already open.
     this.#context = createHandlerContext({
       service: spec.method.parent,
       method: spec.method,
@@ -87,7 +91,6 @@ export class ServerCall {
       requestMethod: "POST",
       url: `/${request.service}/${request.method}`,
       timeoutMs: timeoutMsOf(request.timeoutNano),
-      shutdownSignal: connection.shutdownSignal,
       requestSignal: this.#requestSignal.signal,
       requestHeader: headers,
     });

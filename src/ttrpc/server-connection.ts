@@ -28,8 +28,6 @@ export interface ServerSettings {
   methods: MethodTable;
   limits: ConnectionLimits;
   interceptors: Interceptor[];
-  /** Aborts every handler when the server's close grace period ends. */
-  shutdownSignal: AbortSignal;
   /** Writes a diagnostic line when NODE_DEBUG includes "ttrpc". */
   debug: (message: string) => void;
   /** Overrides {@link midFrameTimeoutMs}. */
@@ -106,10 +104,6 @@ export class ServerConnection implements FrameSink {
     return this.#settings.interceptors;
   }
 
-  get shutdownSignal(): AbortSignal {
-    return this.#settings.shutdownSignal;
-  }
-
   /** Decodes the bytes of one read, which the next read overwrites. */
   receive(chunk: Buffer): void {
     this.#decoder.push(chunk);
@@ -129,6 +123,16 @@ export class ServerConnection implements FrameSink {
   drain(): void {
     this.#draining = true;
     this.#endIfIdle();
+  }
+
+  /**
+   * Ends every open call with `reason` and aborts its handler, for a
+   * server whose close grace period has ended.
+   */
+  abortCalls(reason: ConnectError): void {
+    for (const call of [...this.#calls.values()]) {
+      call.fail(reason);
+    }
   }
 
   /** Closes the socket at once; open calls are aborted. */

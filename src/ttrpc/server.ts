@@ -2,7 +2,6 @@
  * The ttrpc server: hosts connect-es service implementations, the same
  * objects that the gRPC server hosts, on a unix socket.
  */
-import { setMaxListeners } from "node:events";
 import * as net from "node:net";
 import { debuglog } from "node:util";
 import type { DescService } from "@bufbuild/protobuf";
@@ -101,15 +100,10 @@ const abortToDestroyMs = 100;
 
 /** Creates a ttrpc server for the given services; see {@link TtrpcServer}. */
 export function createTtrpcServer(options: TtrpcServerOptions): TtrpcServer {
-  const shutdown = new AbortController();
-  // Every running call adds an abort listener to this signal and removes it
-  // when the call ends, so more than 10 concurrent calls are normal.
-  setMaxListeners(0, shutdown.signal);
   const settings = {
     methods: methodTable(options.services),
     limits: resolveLimits(options),
     interceptors: options.interceptors ?? [],
-    shutdownSignal: shutdown.signal,
     debug: (message: string) => debug("%s", message),
     midFrameTimeoutMs: timerOption(
       "midFrameTimeoutMs",
@@ -172,7 +166,7 @@ export function createTtrpcServer(options: TtrpcServerOptions): TtrpcServer {
     },
 
     close() {
-      closing ??= closeServer(server, connections, shutdown, closeGraceMs);
+      closing ??= closeServer(server, connections, closeGraceMs);
       return closing;
     },
   };
@@ -201,7 +195,6 @@ function methodTable(services: readonly TtrpcService[]): MethodTable {
 async function closeServer(
   server: net.Server,
   connections: Set<ServerConnection>,
-  shutdown: AbortController,
   graceMs: number,
 ): Promise<void> {
   const listenerClosed = new Promise<void>((resolve) => {
@@ -222,9 +215,13 @@ async function closeServer(
       connections.size,
       graceMs,
     );
-    shutdown.abort(
-      new ConnectError("ttrpc server is shutting down", Code.Unavailable),
+    const reason = new ConnectError(
+      "ttrpc server is shutting down",
+      Code.Unavailable,
     );
+    for (const connection of connections) {
+      connection.abortCalls(reason);
+    }
     destroyTimer = setTimeout(() => {
       for (const connection of connections) {
         connection.destroy();

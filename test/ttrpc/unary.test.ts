@@ -369,3 +369,38 @@ test("oversized response fails the call", async (t) => {
 function fromRequest(data: Uint8Array) {
   return fromBinary(RequestSchema, data);
 }
+
+test("server close aborts open calls", async (t) => {
+  const handlerStarted = deferred();
+  const handlerAborted = deferred<unknown>();
+  const { server, transport } = await startPair(t, {
+    closeGraceMs: 100,
+    services: [
+      [
+        Transfer,
+        {
+          transfer(_: unknown, context: { signal: AbortSignal }) {
+            context.signal.addEventListener("abort", () =>
+              handlerAborted.resolve(context.signal.reason),
+            );
+            handlerStarted.resolve();
+            return new Promise(() => {});
+          },
+        },
+      ],
+    ],
+  });
+  const client = createClient(Transfer, transport);
+
+  const call = rejection(client.transfer({}));
+  await handlerStarted.promise;
+  const closed = server.close();
+  const error = await call;
+  const handlerReason = await handlerAborted.promise;
+  await closed;
+
+  assert.ok(error instanceof ConnectError);
+  assert.equal(error.code, Code.Unavailable);
+  assert.ok(handlerReason instanceof ConnectError);
+  assert.equal(handlerReason.code, Code.Unavailable);
+});
