@@ -14,6 +14,8 @@ export class ReadGate {
   #holder: object | undefined;
   #timer: NodeJS.Timeout | undefined;
   #resumeScheduled = false;
+  // Whether reading waits for the socket to write what it buffers.
+  #waitingForWrites = false;
 
   constructor(socket: Socket, decoder: FrameDecoder) {
     this.#socket = socket;
@@ -24,6 +26,25 @@ export class ReadGate {
   /** Whether reading is stopped for a full queue. */
   get held(): boolean {
     return this.#holder !== undefined;
+  }
+
+  /**
+   * Stops reading frames, after the one being delivered, until `written`
+   * settles. The connection calls this while its socket buffers 1 MiB or
+   * more, so a client that never reads cannot make the server buffer a
+   * response to each of its requests.
+   */
+  waitForWrites(written: Promise<void>): void {
+    if (this.#waitingForWrites) {
+      return;
+    }
+    this.#waitingForWrites = true;
+    this.#decoder.pause();
+    this.#socket.pause();
+    void written.then(() => {
+      this.#waitingForWrites = false;
+      this.#scheduleResume();
+    });
   }
 
   /**
@@ -55,13 +76,17 @@ export class ReadGate {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#holder = undefined;
+    this.#scheduleResume();
+  }
+
+  #scheduleResume(): void {
     if (this.#resumeScheduled) {
       return;
     }
     this.#resumeScheduled = true;
     process.nextTick(() => {
       this.#resumeScheduled = false;
-      if (this.#holder !== undefined) {
+      if (this.#holder !== undefined || this.#waitingForWrites) {
         return;
       }
       this.#decoder.resume();

@@ -147,6 +147,13 @@ export class ServerConnection implements FrameSink {
   }
 
   onFrame(header: FrameHeader, data: Buffer): void {
+    this.#routeFrame(header, data);
+    if (!this.writer.writable) {
+      this.gate.waitForWrites(this.writer.whenWritable());
+    }
+  }
+
+  #routeFrame(header: FrameHeader, data: Buffer): void {
     switch (header.type) {
       case MessageType.Request:
         this.#onRequest(header, data);

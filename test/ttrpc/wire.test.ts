@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import * as net from "node:net";
 import { test } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type Any, EmptySchema } from "@bufbuild/protobuf/wkt";
@@ -451,4 +452,36 @@ test("server ignores an overlong deadline", async (t) => {
   const frame = await peer.frame(0);
 
   assert.equal(statusOf(frame.data).code, 0);
+});
+
+test("server stops reading a client that reads nothing", async (t) => {
+  const { path } = await startPair(t, { services: [[Transfer, {}]] });
+  const socket = net.connect(path);
+  t.after(() => socket.destroy());
+  await new Promise((resolve) => socket.once("connect", resolve));
+  socket.pause();
+  // Each frame has an even stream id, so the server responds to each
+  // with an InvalidArgument status of about 70 bytes.
+  const frameCount = 120_000;
+  const frames = Buffer.alloc(10 * frameCount);
+  for (let index = 0; index < frameCount; index++) {
+    frames.writeUInt32BE(2 * (index + 1), 10 * index + 4);
+    frames[10 * index + 8] = MessageType.Request;
+  }
+  let written = false;
+  socket.write(frames, () => {
+    written = true;
+  });
+
+  // A server that reads on regardless took about 1.5 s for the 1.2 MB.
+  await sleep(3000);
+  const writtenWhileNotReading = written;
+  socket.resume();
+  await new Promise<void>((resolve) => {
+    const check = () => (written ? resolve() : setTimeout(check, 20));
+    check();
+  });
+
+  assert.equal(writtenWhileNotReading, false);
+  assert.equal(written, true);
 });
