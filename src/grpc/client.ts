@@ -19,13 +19,10 @@ import { requestHeader } from "@connectrpc/connect/protocol-grpc";
 import { createGrpcTransport as createConnectGrpcTransport } from "@connectrpc/connect-node";
 import type { ClientTransport } from "../transport/index.js";
 import { unixPath } from "../transport/socket-path.js";
+import { timerMs } from "../util/timer.js";
 import { callGrpcStream } from "./client-stream.js";
 import { connectionErrors } from "./connection-errors.js";
-import {
-  defaultMaxMessageBytes,
-  sessionMemoryMegabytes,
-  timerMs,
-} from "./limits.js";
+import { defaultMaxMessageBytes, sessionMemoryMegabytes } from "./limits.js";
 import { UnixSessionManager, unixAuthority } from "./unix-session.js";
 
 /** Options of {@link createGrpcTransport}. */

@@ -36,8 +36,8 @@ import {
   takeWrittenCallback,
 } from "../any/index.js";
 import { toConnectError } from "../errors/index.js";
+import { timerMs } from "../util/timer.js";
 import { checkMessageSize, EnvelopeReader, writeEnvelope } from "./envelope.js";
-import { timerMs } from "./limits.js";
 import { MessageQueue } from "./message-queue.js";
 
 const debug = debuglog("grpc");
@@ -50,10 +50,22 @@ const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR } = http2.constants;
  */
 const statusGraceMs = 500;
 
+/** A streaming call that the server can end when it shuts down. */
+export interface OpenCall {
+  /** Ends the call with `reason` and aborts its handler. */
+  fail(reason: ConnectError): void;
+}
+
 /** Settings that every call of one server shares. */
 export interface StreamSettings {
   interceptors: Interceptor[];
-  shutdownSignal: AbortSignal;
+  /**
+   * The calls running now. The server ends them through this set rather
+   * than one shared AbortSignal: Node.js scans a signal's listeners on
+   * every addEventListener, so a shared signal makes each new call cost
+   * time in proportion to the calls already open.
+   */
+  openCalls: Set<OpenCall>;
   maxMessageBytes: number;
 }
 
@@ -86,7 +98,7 @@ export async function serveGrpcStream(
   await new ServerStreamCall(spec, request, response, settings).run();
 }
 
-class ServerStreamCall {
+class ServerStreamCall implements OpenCall {
   readonly #spec: BidiSpec;
   readonly #request: http2.Http2ServerRequest;
   readonly #response: http2.Http2ServerResponse;
@@ -153,11 +165,13 @@ class ServerStreamCall {
       requestMethod: "POST",
       url: this.#request.url,
       timeoutMs: timerMs(timeout.timeoutMs),
-      shutdownSignal: this.#settings.shutdownSignal,
       requestSignal: this.#requestSignal.signal,
       requestHeader,
     });
     this.#context = context;
+    if (!this.#finished) {
+      this.#settings.openCalls.add(this);
+    }
     if (timeout.error) {
       this.#finishWithError(timeout.error);
       return;
@@ -317,6 +331,10 @@ class ServerStreamCall {
     this.#response.writeHead(200, headers);
   }
 
+  fail(reason: ConnectError): void {
+    this.#finishWithError(reason);
+  }
+
   #finishWithError(reason: unknown): void {
     if (this.#finished) {
       return;
@@ -380,6 +398,7 @@ class ServerStreamCall {
   }
 
   #abortHandler(reason: ConnectError | undefined): void {
+    this.#settings.openCalls.delete(this);
     if (reason !== undefined) {
       // An aborted call passes on no more messages, even queued ones.
       this.#messages.abort(reason);

@@ -25,11 +25,11 @@ import {
 import { toConnectError } from "../errors/index.js";
 import { listenOnPath } from "../transport/socket-path.js";
 import { timerOption } from "../util/options.js";
+import { timerMs } from "../util/timer.js";
 import {
   defaultMaxMessageBytes,
-  http2Settings,
+  serverHttp2Settings,
   sessionMemoryMegabytes,
-  timerMs,
   widenConnectionWindow,
 } from "./limits.js";
 import {
@@ -105,9 +105,10 @@ export function createServiceSpec<T extends DescService>(
 
 /** Creates a gRPC server for the given services; see {@link GrpcServer}. */
 export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
+  // Every running unary call adds an abort listener to this signal and
+  // removes it when the call ends, so more than 10 concurrent calls are
+  // normal. Streaming calls are ended through StreamSettings.openCalls.
   const shutdown = new AbortController();
-  // Every running call adds an abort listener to this signal and removes it
-  // when the call ends, so more than 10 concurrent calls are normal.
   setMaxListeners(0, shutdown.signal);
   const maxMessageBytes = options.maxMessageBytes ?? defaultMaxMessageBytes;
   const closeGraceMs = timerOption(
@@ -147,14 +148,14 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   }
   const streamSettings: StreamSettings = {
     interceptors: [statusFromErrors, ...(options.interceptors ?? [])],
-    shutdownSignal: shutdown.signal,
+    openCalls: new Set(),
     maxMessageBytes,
   };
 
   const server = http2.createServer(
     {
       maxSessionMemory: sessionMemoryMegabytes(maxMessageBytes),
-      settings: http2Settings,
+      settings: serverHttp2Settings,
     },
     (request, response) => {
       if (draining) {
@@ -228,7 +229,12 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
             closeIfIdle(session);
           }
         },
-        shutdown,
+        (reason) => {
+          shutdown.abort(reason);
+          for (const call of [...streamSettings.openCalls]) {
+            call.fail(reason);
+          }
+        },
         closeGraceMs,
       );
       return closing;
@@ -429,7 +435,7 @@ async function closeServer(
   server: http2.Http2Server,
   sessions: Set<http2.ServerHttp2Session>,
   drain: () => void,
-  shutdown: AbortController,
+  abortCalls: (reason: ConnectError) => void,
   graceMs: number,
 ): Promise<void> {
   const closed = new Promise<void>((resolve) => {
@@ -444,9 +450,7 @@ async function closeServer(
   let destroyTimer: NodeJS.Timeout | undefined;
   const graceTimer = setTimeout(() => {
     debug("aborting %d connection(s) after %d ms", sessions.size, graceMs);
-    shutdown.abort(
-      new ConnectError("server is shutting down", Code.Unavailable),
-    );
+    abortCalls(new ConnectError("server is shutting down", Code.Unavailable));
     destroyTimer = setTimeout(() => {
       for (const session of sessions) {
         session.destroy();

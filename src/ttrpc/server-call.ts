@@ -30,7 +30,7 @@ import {
   takeWrittenCallback,
 } from "../any/index.js";
 import { type Request, ResponseSchema } from "../gen/ttrpc/request_pb.js";
-import { timerMs } from "../grpc/limits.js";
+import { timerMs } from "../util/timer.js";
 import {
   carriesData,
   closeFlags,

@@ -3,7 +3,7 @@
  * NaN fails at once with the option's name instead of deep in a transfer.
  */
 import { Code, TransferError } from "../errors/index.js";
-import { maxTimerMs } from "../grpc/limits.js";
+import { maxTimerMs } from "./timer.js";
 
 /**
  * Returns `value`, or `fallback` when it is undefined, once it is an

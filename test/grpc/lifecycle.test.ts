@@ -253,3 +253,21 @@ test("stream reset without status fails", async (t) => {
   assert.equal(error.code, Code.Internal);
   assert.match(error.rawMessage, /without sending a status/);
 });
+
+test("server limits streams per connection", async (t) => {
+  const path = await tempSocket(t);
+  const server = createGrpcServer({ services: [] });
+  await server.listen(path);
+  t.after(() => server.close());
+  const net = await import("node:net");
+  const session = http2.connect("http://localhost", {
+    createConnection: () => net.connect(path),
+  });
+  t.after(() => session.destroy());
+
+  const [settings] = (await once(session, "remoteSettings")) as [
+    http2.Settings,
+  ];
+
+  assert.equal(settings.maxConcurrentStreams, 1024);
+});
