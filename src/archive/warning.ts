@@ -15,12 +15,16 @@
  * - `changed`: a file was replaced or changed type between listing its
  *   directory and reading it, and was left out. Or a file larger than
  *   64 KiB changed size or mtime while it was read, and was packed as
- *   read. A file that shrinks while it is read fails the archive instead.
+ *   read. Or a file of up to 64 KiB ended before the size that its
+ *   status reported, and was packed as read. A larger file that shrinks
+ *   while it is read fails the archive instead.
  * - `metadata-failed`: the mode or times of an extracted directory could
  *   not be applied at the end of extraction.
  * - `outside-skipped`: on a copy out, the archive put an entry outside
  *   the copied path, by its name or through a symlink, and it was
  *   dropped.
+ * - `warnings-dropped`: the server made warnings faster than the client
+ *   read them and left some out; the message gives how many.
  */
 export type ArchiveWarningCode =
   | "socket-skipped"
@@ -29,7 +33,8 @@ export type ArchiveWarningCode =
   | "vanished"
   | "changed"
   | "metadata-failed"
-  | "outside-skipped";
+  | "outside-skipped"
+  | "warnings-dropped";
 
 /**
  * Receives a warning with its code, a message for people and the

@@ -8,6 +8,7 @@ import { Code, TransferError, toConnectError } from "../errors/index.js";
 import type { Transfer } from "../gen/containerd/services/transfer/v1/transfer_pb.js";
 import { ProgressSchema } from "../gen/containerd/types/transfer/progress_pb.js";
 import type { Stream, StreamRegistry } from "../streaming/index.js";
+import { warningEvent } from "../transfer/index.js";
 import { namespaceOf, type ServiceImpl } from "../transport/index.js";
 import type { Logger } from "./logger.js";
 import {
@@ -37,6 +38,8 @@ export function createTransferService(
       let progress: Stream | undefined;
       // A stream takes one message at a time, so events are sent in turn.
       let progressSent: Promise<void> = Promise.resolve();
+      let queuedEvents = 0;
+      let droppedEvents = 0;
 
       try {
         const progressId = request.options?.progressStream ?? "";
@@ -58,10 +61,21 @@ export function createTransferService(
           signal: handlerContext.signal,
           log,
           progress: (event) => {
+            // A client that does not read its progress stream must not
+            // make the server queue an event per entry without end.
+            if (progress === undefined || queuedEvents >= maxQueuedEvents) {
+              droppedEvents += progress === undefined ? 0 : 1;
+              return Promise.resolve();
+            }
+            queuedEvents++;
             const sending = progressSent.then(() =>
               progress?.send(packAny(ProgressSchema, event)),
             );
-            progressSent = sending.catch(() => {});
+            progressSent = sending
+              .catch(() => {})
+              .finally(() => {
+                queuedEvents--;
+              });
             return sending;
           },
         };
@@ -110,6 +124,24 @@ export function createTransferService(
       } finally {
         // Every event is sent before the transfer's response.
         await progressSent;
+        if (droppedEvents > 0) {
+          log.warn("progress events dropped: the client read them too slowly", {
+            namespace,
+            dropped: droppedEvents,
+          });
+          await progress
+            ?.send(
+              packAny(ProgressSchema, {
+                event: warningEvent,
+                parents: [
+                  "warnings-dropped",
+                  `${droppedEvents} more warnings were left out, because ` +
+                    "they came faster than the client read them",
+                ],
+              }),
+            )
+            .catch(() => {});
+        }
         await progress?.closeSend();
         for (const stream of ends.flatMap(streamsOf)) {
           stream.abort();
@@ -118,6 +150,13 @@ export function createTransferService(
     },
   };
 }
+
+/**
+ * Progress events, about 1 KB each, that one transfer queues for a client
+ * that reads them slower than the server makes them. Later events are
+ * dropped, and one warning at the end gives their number.
+ */
+const maxQueuedEvents = 10_000;
 
 /** Codes of a failure that the request caused rather than the server. */
 const requestCodes = new Set([

@@ -10,8 +10,14 @@ import {
   copyFromContainer,
   statContainerPath,
 } from "../../src/client/index.js";
-import type { LogFields, Logger } from "../../src/server/index.js";
+import type { LogFields, Logger, Transferrer } from "../../src/server/index.js";
+import {
+  ContainerPath,
+  type Progress,
+  ReadStream,
+} from "../../src/transfer/index.js";
 import { startEndpoint } from "../helpers/endpoint.js";
+import { rawTar } from "../helpers/raw-tar.js";
 
 interface Entry {
   level: "info" | "warn" | "error";
@@ -103,4 +109,79 @@ test("full stream registry is logged", async (t) => {
   const rejected = await entryWith(entries, "stream rejected");
   assert.equal(rejected.level, "warn");
   assert.match(String(rejected.fields?.error), /the limit is 1/);
+});
+
+test("warnings past the first 100 are counted, not logged", async (t) => {
+  const entries: Entry[] = [];
+  const endpoint = await startEndpoint(t, "ttrpc", {
+    log: recordingLogger(entries),
+  });
+  await endpoint.addContainer("c1");
+  const fifos = Array.from({ length: 250 }, (_, i) => ({
+    name: `fifo-${i}`,
+    type: "6",
+  }));
+
+  await endpoint.client.transfer(
+    new ReadStream([rawTar(fifos)]),
+    new ContainerPath({ containerId: "c1", path: "/" }),
+  );
+
+  const skipped = entries.filter(
+    (entry) => entry.fields?.code === "type-skipped",
+  );
+  assert.equal(skipped.length, 100);
+  const summary = await entryWith(
+    entries,
+    "150 more warnings of the copy not logged",
+  );
+  assert.equal(summary.level, "warn");
+});
+
+test("progress events past the queue limit are dropped and counted", async (t) => {
+  const entries: Entry[] = [];
+  const events = 15_000;
+  const flood: Transferrer = {
+    name: "flood",
+    async transfer(source, destination, context) {
+      if (
+        source.type !== "ContainerPath" ||
+        destination.type !== "ContainerPath"
+      ) {
+        return false;
+      }
+      for (let i = 0; i < events; i++) {
+        void context.progress({
+          event: "warning",
+          name: `/e${i}`,
+          parents: ["vanished", "x"],
+        });
+      }
+      return true;
+    },
+  };
+  const endpoint = await startEndpoint(t, "ttrpc", {
+    log: recordingLogger(entries),
+    transferrers: [flood],
+  });
+  const received: Progress[] = [];
+
+  await endpoint.client.transfer(
+    new ContainerPath({ containerId: "c1", path: "/a" }),
+    new ContainerPath({ containerId: "c1", path: "/b" }),
+    { onProgress: (event) => received.push(event) },
+  );
+
+  assert.equal(received.length, 10_000 + 1);
+  const last = received.at(-1);
+  assert.deepEqual(last?.parents, [
+    "warnings-dropped",
+    "5000 more warnings were left out, because they came faster than the " +
+      "client read them",
+  ]);
+  const logged = await entryWith(
+    entries,
+    "progress events dropped: the client read them too slowly",
+  );
+  assert.equal(logged.fields?.dropped, 5000);
 });

@@ -4,10 +4,10 @@
  * ContainerPath extracts the archive under the path.
  */
 import {
-  type ArchiveWarningCode,
   extractArchive,
   HandoffSink,
   packChunks,
+  type WarningHandler,
 } from "../../archive/index.js";
 import { Code, TransferError } from "../../errors/index.js";
 import {
@@ -78,11 +78,11 @@ async function copyOut(
 ): Promise<void> {
   // The chunks go to the sender as they are, so the packer can reuse its
   // read buffers once the transport has written them.
+  const warnings = copyWarnings(context, source.containerId);
   const archive = packChunks(rootfs, source.path, {
     noWalk: source.noWalk,
     signal: context.signal,
-    onWarning: (code, message, path) =>
-      warn(context, code, message, path, source.containerId),
+    onWarning: warnings.warn,
     reuseChunk: reuseAfterSend,
   });
   try {
@@ -93,6 +93,8 @@ async function copyOut(
     // unmounted, as soon as this returns.
     await settleBefore(archive.return(undefined), context);
     throw error;
+  } finally {
+    warnings.finish();
   }
 }
 
@@ -111,11 +113,11 @@ async function copyIn(
     windowBytes: options.windowBytes,
     reuseChunks: true,
   });
+  const warnings = copyWarnings(context, destination.containerId);
   const extracting = extractArchive(rootfs, destination.path, pipe, {
     preserveOwnership: destination.preserveOwnership,
     signal: context.signal,
-    onWarning: (code, message, path) =>
-      warn(context, code, message, path, destination.containerId),
+    onWarning: warnings.warn,
   });
   // Either side failing fails the other: the receiver's error destroys the
   // pipe the extractor reads, and the extractor's error aborts the stream.
@@ -145,6 +147,7 @@ async function copyIn(
     ),
     extracting.then(() => receiving),
   ]).catch(() => {});
+  warnings.finish();
   if (failure !== undefined) {
     // The first failure to reach the pipe names the cause.
     throw pipe.errored instanceof TransferError ? pipe.errored : failure.error;
@@ -191,26 +194,54 @@ function checkMediaType(mediaType: string, role: string): void {
   }
 }
 
+/** Warnings of one copy that are logged one by one; later ones are counted. */
+const maxLoggedWarnings = 100;
+
 /**
- * Logs a warning of the packer or the extractor and sends it to the
- * client as a Progress event: `event` "warning", `name` the container
- * path, `parents` the warning's code and its message.
+ * Returns the warning handler of one copy and the function that ends it.
+ * The handler logs a warning of the packer or the extractor and sends it
+ * to the client as a Progress event: `event` "warning", `name` the
+ * container path, `parents` the warning's code and its message. An
+ * archive of many skipped entries would flood the log, so after
+ * {@link maxLoggedWarnings} the rest are only counted, and `finish` logs
+ * their number.
  */
-function warn(
+function copyWarnings(
   context: TransferContext,
-  code: ArchiveWarningCode,
-  message: string,
-  path: string,
   containerId: string,
-): void {
-  context.log.warn(message, { code, path, container: containerId });
-  context
-    .progress({ event: warningEvent, name: path, parents: [code, message] })
-    .catch((error: unknown) =>
-      context.log.warn("failed to send a warning to the client", {
-        code,
-        path,
-        error: error instanceof Error ? error.message : String(error),
-      }),
-    );
+): { warn: WarningHandler; finish(): void } {
+  let logged = 0;
+  let unlogged = 0;
+  let sendFailed = false;
+  return {
+    warn(code, message, path) {
+      if (logged < maxLoggedWarnings) {
+        logged++;
+        context.log.warn(message, { code, path, container: containerId });
+      } else {
+        unlogged++;
+      }
+      context
+        .progress({ event: warningEvent, name: path, parents: [code, message] })
+        .catch((error: unknown) => {
+          // The client's progress stream failed, which one line reports.
+          if (sendFailed) {
+            return;
+          }
+          sendFailed = true;
+          context.log.warn("failed to send a warning to the client", {
+            code,
+            path,
+            error: error instanceof Error ? error.message : String(error),
+          });
+        });
+    },
+    finish() {
+      if (unlogged > 0) {
+        context.log.warn(`${unlogged} more warnings of the copy not logged`, {
+          container: containerId,
+        });
+      }
+    },
+  };
 }
