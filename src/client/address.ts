@@ -54,8 +54,11 @@ function checkedLength(path: string): string {
 /** Checks a namespace the way containerd does: 1 to 76 characters. */
 export function checkNamespace(namespace: string): string {
   if (namespace.length > 76 || !namespacePattern.test(namespace)) {
+    // A header repeated many times can make a value of any length.
+    const shown =
+      namespace.length > 100 ? `${namespace.slice(0, 100)}...` : namespace;
     throw new TransferError(
-      `invalid namespace "${namespace}": use 1 to 76 letters and digits, ` +
+      `invalid namespace "${shown}": use 1 to 76 letters and digits, ` +
         "separated by single '.', '_' or '-'",
       Code.InvalidArgument,
     );
