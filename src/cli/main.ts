@@ -159,10 +159,26 @@ function parseTimeout(value: string): number {
   return seconds;
 }
 
+/**
+ * Exit status after each signal's reason: 128 plus the signal's number,
+ * as shells report a process that a signal ended.
+ */
+const signalExitCodes: Record<string, number> = {
+  interrupted: 130,
+  terminated: 143,
+  "hung up": 129,
+};
+
+/** Returns the exit status for the signal that aborted `interrupt`. */
+function signalExitCode(): number {
+  const reason = interrupt.signal.reason;
+  return (reason instanceof Error && signalExitCodes[reason.message]) || 130;
+}
+
 async function main(): Promise<void> {
   const onSignal = signalHandler(interrupt, (message) => {
     process.stderr.write(`containerd-transfer: ${message}\n`);
-    process.exit(130);
+    process.exit(signalExitCode());
   });
   process.on("SIGINT", () => onSignal("interrupted"));
   process.on("SIGTERM", () => onSignal("terminated"));
@@ -173,6 +189,22 @@ async function main(): Promise<void> {
     await program.parseAsync(process.argv);
   } catch (error) {
     process.exitCode = report(error);
+    releaseStdio();
+  }
+}
+
+/**
+ * Lets a failed command exit although its standard streams are busy: a
+ * pipe or terminal on standard input keeps the process alive until it
+ * closes, and so do bytes for a reader of standard output that stopped
+ * reading. Both are of no use once the command has failed.
+ */
+function releaseStdio(): void {
+  process.stdin.destroy();
+  // destroy() does not close Node.js's standard output, so the process
+  // exits instead, once standard error has taken the message.
+  if (process.stdout.writableLength > 0) {
+    process.stderr.write("", () => process.exit());
   }
 }
 
@@ -196,7 +228,7 @@ function report(error: unknown): number {
     return 1;
   }
   if (failure.code === Code.Canceled && interrupt.signal.aborted) {
-    return 130;
+    return signalExitCode();
   }
   return isUsageError(error) ? 2 : 1;
 }

@@ -292,9 +292,80 @@ test("copy out hung up cleans up", async (t) => {
   child.kill("SIGHUP");
   const [code] = await exited;
 
-  assert.equal(code, 130, output.stderr);
+  assert.equal(code, 129, output.stderr);
   assert.match(output.stderr, /canceled: hung up/);
   assert.deepEqual(await readdir(local), []);
+});
+
+test("interrupted copy from an idle pipe exits at once", async (t) => {
+  const { socket } = await startCopyEndpoint(t);
+  // Standard input is a pipe that stays open and sends nothing.
+  const child = spawn(
+    process.execPath,
+    [
+      mainScript,
+      ...["--address", socket, "--protocol", protocol],
+      ...["cp", "-", "c1:/"],
+    ],
+    { stdio: ["pipe", "ignore", "pipe"] },
+  );
+  // A command that hangs is killed, so that the test run ends.
+  t.after(() => {
+    child.kill("SIGKILL");
+    child.stdin.destroy();
+  });
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+
+  child.kill("SIGTERM");
+  const [code] = await Promise.race([
+    once(child, "exit"),
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`still running: ${stderr}`)), 5000),
+    ),
+  ]);
+
+  assert.equal(code, 143, stderr);
+  assert.match(stderr, /canceled: terminated/);
+});
+
+test("interrupted copy to a stalled pipe exits at once", async (t) => {
+  const { socket, rootfs } = await startCopyEndpoint(t);
+  await writeFile(join(rootfs, "big"), Buffer.alloc(32 * 1024 * 1024, 1));
+  // Standard output is a pipe that nobody reads.
+  const child = spawn(
+    process.execPath,
+    [
+      mainScript,
+      ...["--address", socket, "--protocol", protocol],
+      ...["cp", "c1:/big", "-"],
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  t.after(() => {
+    child.kill("SIGKILL");
+    child.stdout.destroy();
+  });
+  child.stdout.pause();
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+
+  child.kill("SIGINT");
+  const [code] = await Promise.race([
+    once(child, "exit"),
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`still running: ${stderr}`)), 5000),
+    ),
+  ]);
+
+  assert.equal(code, 130, stderr);
+  assert.match(stderr, /canceled: interrupted/);
 });
 
 test("non-UTF-8 source name explained", async (t) => {
