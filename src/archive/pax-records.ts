@@ -119,15 +119,30 @@ interface PendingHeader {
  * NOTE: in that line-by-line check a continued value that also has bytes
  * that are not UTF-8 looks longer than it is, so a piece near its end can
  * go unnoticed. Names are not restored in such a header.
+ *
+ * The function also throws InvalidArgument for a sparse file, in GNU's
+ * typeflag `S` or in PAX `GNU.sparse.*` records. node-tar cannot restore
+ * one: it skips the first, and extracts the second as a file named
+ * `GNUSparseFile.N/NAME` that contains the sparse map and the data runs.
  */
 export function guardPaxHeaders(parser: Parser): (entry: ReadEntry) => void {
   let pending: PendingHeader | undefined;
+  let sparse = false;
   parser.on("meta", (text: string) => {
     pending = readPaxHeader(text);
+    sparse = sparseRecord.test(text);
   });
   return (entry) => {
     const header = pending;
     pending = undefined;
+    if (sparse || entry.type === "SparseFile") {
+      throw new TransferError(
+        `unsupported tar entry "${entry.path}": it is a sparse file, ` +
+          "which this extractor cannot restore; create the archive " +
+          "without GNU tar's --sparse (-S)",
+        Code.InvalidArgument,
+      );
+    }
     if (header === undefined) {
       return;
     }
@@ -158,6 +173,9 @@ export function guardPaxHeaders(parser: Parser): (entry: ReadEntry) => void {
     }
   };
 }
+
+/** A PAX record of GNU tar's sparse formats 0.0, 0.1 and 1.0. */
+const sparseRecord = /^\d+ GNU\.sparse\./m;
 
 /** Compares node-tar's reading of a PAX body with its records. */
 function readPaxHeader(text: string): PendingHeader | undefined {

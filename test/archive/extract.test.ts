@@ -680,3 +680,32 @@ test("binary PAX value without newline accepted", async (t) => {
 
   assert.equal(await readFile(join(root, "kept"), "utf8"), "kept");
 });
+
+for (const format of ["gnu", "pax"]) {
+  test(`sparse file in a ${format} archive rejected`, async (t) => {
+    const { root, base } = await makeLayout(t);
+    const source = join(base, "sparse-source");
+    await mkdir(source);
+    // A 10 MiB file with a hole, then five bytes.
+    await writeFile(join(source, "sparse"), "");
+    execFileSync("truncate", ["-s", "10M", join(source, "sparse")]);
+    execFileSync("sh", [
+      "-c",
+      'printf hello | dd of="$0" bs=1 seek=5000000 conv=notrunc 2>/dev/null',
+      join(source, "sparse"),
+    ]);
+    const archive = execFileSync("tar", [
+      `--format=${format}`,
+      "-cS",
+      "-C",
+      source,
+      "sparse",
+    ]);
+
+    await assert.rejects(
+      extractArchive(root, "/", Readable.from([archive])),
+      isTransferError(Code.InvalidArgument, /is a sparse file/),
+    );
+    assert.deepEqual(await readdir(root), []);
+  });
+}
