@@ -4,6 +4,7 @@
  * failed operation or when `--timeout` runs out, 2 on invalid usage (see
  * usage.ts) and 130 when interrupted.
  */
+import { readFileSync } from "node:fs";
 import {
   Command,
   CommanderError,
@@ -186,10 +187,41 @@ async function main(): Promise<void> {
   process.on("SIGHUP", () => onSignal("hung up"));
   const program = buildProgram();
   try {
+    checkArgumentEncoding();
     await program.parseAsync(process.argv);
   } catch (error) {
     process.exitCode = report(error);
     releaseStdio();
+  }
+}
+
+/**
+ * Throws a usage error for a command-line argument that is not valid
+ * UTF-8. Node.js decodes arguments as UTF-8 and puts U+FFFD in place of
+ * other bytes, so such a name would reach the command changed: a path
+ * that does not exist, or a new file under another name. The raw bytes
+ * come from /proc/self/cmdline; without it, nothing is checked.
+ */
+function checkArgumentEncoding(): void {
+  let raw: Buffer;
+  try {
+    raw = readFileSync("/proc/self/cmdline");
+  } catch {
+    return;
+  }
+  const strict = new TextDecoder("utf-8", { fatal: true });
+  for (const argument of raw.subarray(0, -1).toString("latin1").split("\0")) {
+    const bytes = Buffer.from(argument, "latin1");
+    try {
+      strict.decode(bytes);
+    } catch {
+      throw usageError(
+        `invalid argument "${printable(bytes.toString("utf8"))}": it ` +
+          "contains bytes that are not valid UTF-8, which Node.js cannot " +
+          "pass on unchanged; rename the file, or name the folder that " +
+          "contains it",
+      );
+    }
   }
 }
 

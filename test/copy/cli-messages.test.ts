@@ -393,8 +393,36 @@ test("non-UTF-8 source name explained", async (t) => {
   });
 
   assert.equal(result.status, 1);
-  assert.match(result.stderr, /no such file or directory/);
+  assert.match(result.stderr, /invalid argument ".*\/bad\uFFFD"/);
   assert.match(result.stderr, /not valid UTF-8/);
+});
+
+test("non-UTF-8 container path and destination are usage errors", async (t) => {
+  const dir = await tempDir(t);
+  for (const [source, destination] of [
+    ["c1:/nu/srv\\377bad", "."],
+    ["c1:/x", "out\\377"],
+  ]) {
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn(
+        "sh",
+        [
+          "-c",
+          `"$0" "$1" cp "$(printf '${source}')" "$(printf '${destination}')"`,
+          process.execPath,
+          mainScript,
+        ],
+        {
+          cwd: dir,
+          env: { ...process.env, CONTAINERD_ADDRESS: join(dir, "none.sock") },
+        },
+      );
+      child.on("exit", resolve);
+    });
+
+    assert.equal(code, 2, `${source} ${destination}`);
+  }
+  assert.deepEqual(await readdir(dir), []);
 });
 
 test("copy out to a slow pipe intact", async (t) => {
