@@ -138,7 +138,12 @@ async function planMerge(
     const stagedStats = await lstatOrMissing(staged);
     if (stagedStats !== undefined) {
       const target = join(targetDirectory, name);
-      await planMove(staged, stagedStats, target, source, shown, moves);
+      // Messages name the entry of the source that meets the target.
+      const child = {
+        ...source,
+        display: `${source.display.replace(/\/\.?$|\/+$/, "")}/${name}`,
+      };
+      await planMove(staged, stagedStats, target, child, shown, moves);
     }
   }
 }

@@ -184,6 +184,16 @@ const rows: Row[] = [
     after: /cannot overwrite non-directory ".*out\.txt" with directory/,
   },
   {
+    name: "merge conflict names the source entry",
+    source: directory,
+    before: { d: "/", "d/dir": "/", "d/dir/a": "/" },
+    from: "dir",
+    to: "d",
+    after:
+      /cannot overwrite directory ".*d\/dir\/a" with non-directory "c1:\/dir\/a"/,
+    only: "out",
+  },
+  {
     name: "directory onto nested file rejected",
     source: directory,
     before: { d: "/", "d/dir": "a file" },
