@@ -1,7 +1,7 @@
+export { createServiceSpec } from "../transport/index.js";
 export { createGrpcTransport, type GrpcTransportOptions } from "./client.js";
 export {
   createGrpcServer,
-  createServiceSpec,
   type GrpcServer,
   type GrpcServerOptions,
   type GrpcService,

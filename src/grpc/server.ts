@@ -92,17 +92,6 @@ const defaultCloseGraceMs = 1000;
 // handlers that honour the signal can still send their status.
 const abortToDestroyMs = 100;
 
-/**
- * Pairs a service descriptor with its implementation, checking the
- * implementation's methods against the descriptor.
- */
-export function createServiceSpec<T extends DescService>(
-  service: T,
-  implementation: Partial<ServiceImpl<T>>,
-): ServiceImplSpec {
-  return createServiceImplSpec<T>(service, implementation);
-}
-
 /** Creates a gRPC server for the given services; see {@link GrpcServer}. */
 export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   // Every running unary call adds an abort listener to this signal and

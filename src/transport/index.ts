@@ -4,7 +4,13 @@
  * descriptor gives the same typed client over gRPC and over ttrpc, and both
  * servers host the same connect-es `ServiceImpl`.
  */
-import type { Transport } from "@connectrpc/connect";
+import type { DescService } from "@bufbuild/protobuf";
+import {
+  createServiceImplSpec,
+  type ServiceImpl,
+  type ServiceImplSpec,
+  type Transport,
+} from "@connectrpc/connect";
 
 export type {
   HandlerContext,
@@ -13,6 +19,17 @@ export type {
 } from "@connectrpc/connect";
 
 export type Protocol = "grpc" | "ttrpc";
+
+/**
+ * Pairs a service descriptor with its implementation, for either server,
+ * checking the implementation's methods against the descriptor.
+ */
+export function createServiceSpec<T extends DescService>(
+  service: T,
+  implementation: Partial<ServiceImpl<T>>,
+): ServiceImplSpec {
+  return createServiceImplSpec<T>(service, implementation);
+}
 
 /** A client transport that owns its connection. */
 export interface ClientTransport extends Transport {

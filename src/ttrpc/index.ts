@@ -4,6 +4,7 @@
  * implementations. docs/PROTOCOL.md describes the wire format and the
  * stream states.
  */
+export { createServiceSpec } from "../transport/index.js";
 export {
   createTtrpcTransport,
   type TtrpcTransportOptions,

@@ -19,14 +19,11 @@ test("a service served and called through containerd-transfer/ttrpc", async (t) 
 
   const server = ttrpc.createTtrpcServer({
     services: [
-      [
-        Tasks,
-        {
-          get: (request: { containerId: string }) => ({
-            process: { containerId: request.containerId, pid: 42 },
-          }),
-        },
-      ],
+      ttrpc.createServiceSpec(Tasks, {
+        get: (request) => ({
+          process: { containerId: request.containerId, pid: 42 },
+        }),
+      }),
     ],
   });
   await server.listen(path);
