@@ -102,7 +102,7 @@ export function addImageCommand(program: Command, signal: AbortSignal): void {
     .addOption(
       new Option("--label <key=value>", "set a label on the new images")
         .argParser(collect)
-        .default([]),
+        .default([], "none"),
     )
     .option("--compress-blobs", "compress uncompressed layers on import")
     .option("-q, --quiet", "print no progress")
@@ -158,7 +158,7 @@ export function addImageCommand(program: Command, signal: AbortSignal): void {
     .addOption(
       new Option("--filter <filter>", "containerd filter, such as name~=^x")
         .argParser(collect)
-        .default([]),
+        .default([], "none"),
     )
     .action(
       withClient(
@@ -535,7 +535,7 @@ function eventPrinter(quiet: boolean | undefined) {
 function platformOption(description: string): Option {
   return new Option("--platform <platform>", `${description}; repeatable`)
     .argParser(collect)
-    .default([]);
+    .default([], "none");
 }
 
 function collect(value: string, previous: string[]): string[] {

@@ -2,7 +2,7 @@
  * The containerd-transfer command. Results go to standard output,
  * diagnostics to standard error; the exit code is 0 on success, 1 on a
  * failed operation or when `--timeout` runs out, 2 on invalid usage (see
- * usage.ts) and 130 when interrupted.
+ * usage.ts) and 128 plus the signal's number when a signal stopped it.
  */
 import { readFileSync } from "node:fs";
 import {
@@ -14,6 +14,7 @@ import {
 import { checkNamespace, socketPath } from "../client/address.js";
 import { connect } from "../client/index.js";
 import { Code, TransferError } from "../errors/index.js";
+import { parseCopyEnd } from "./copy-args.js";
 import { addCopyOptions, type CopyFlags, runCopy } from "./cp.js";
 import { runDemo } from "./demo.js";
 import { printable } from "./format.js";
@@ -62,7 +63,8 @@ function buildProgram(): Command {
     .addOption(
       new Option(
         "--timeout <seconds>",
-        "give up and clean up after this many seconds (default: no limit)",
+        "give up and clean up after this many seconds; not for serve " +
+          "(default: no limit)",
       ).argParser(parseTimeout),
     )
     // Global options go before the command, so that a command's own
@@ -76,6 +78,12 @@ function buildProgram(): Command {
         checkEndpointFlags(programFlags as GlobalFlags);
       }
       const seconds = programFlags.timeout;
+      if (seconds !== undefined && action.name() === "serve") {
+        throw usageError(
+          "--timeout does not apply to serve, which runs until SIGINT, " +
+            "SIGTERM or SIGHUP stops it",
+        );
+      }
       if (seconds !== undefined) {
         const reason = new TransferError(
           `timed out: no result within ${seconds} s (--timeout)`,
@@ -93,10 +101,27 @@ function buildProgram(): Command {
         "copy between a container and the local file system; one side is " +
           "CONTAINER:PATH, the other a local path or - for a tar stream",
       )
-      .argument("<source>")
-      .argument("<destination>"),
+      .argument("<source>", "CONTAINER:PATH, a local path, or -")
+      .argument("<destination>", "CONTAINER:PATH, a local path, or -")
+      .addHelpText(
+        "after",
+        "\nExactly one side is CONTAINER:PATH; CONTAINER: alone is the " +
+          "container's root.\n- is a tar stream on standard input or " +
+          "output. Write a local path that\ncontains a colon as ./NAME. " +
+          "Paths follow docker cp: a destination that\nexists as a folder " +
+          "receives the source under its name, and SRC/. copies a\n" +
+          "folder's contents. Global options such as --timeout come before " +
+          "cp.",
+      ),
   ).action(async (source: string, destination: string, flags: CopyFlags) => {
-    setLeftover("a copy out may leave a .containerd-transfer-* staging folder");
+    const copyIn =
+      parseCopyEnd(destination).kind === "container" &&
+      parseCopyEnd(source).kind !== "container";
+    setLeftover(
+      copyIn
+        ? "the entries written so far stay in the container"
+        : "a copy out may leave a .containerd-transfer-* staging folder",
+    );
     const client = connect(program.opts<GlobalFlags>());
     try {
       await runCopy(client, source, destination, flags, interrupt.signal);

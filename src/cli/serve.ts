@@ -30,6 +30,12 @@ export function addServeCommand(program: Command, signal: AbortSignal): void {
       "serve the Transfer and Streaming services for the containers of a " +
         "containerd daemon, or for containers under a root folder",
     )
+    .addHelpText(
+      "after",
+      "\nGive exactly one of --containerd and --root, and at least one of " +
+        "--ttrpc and --grpc.\nThe server runs until SIGINT, SIGTERM or " +
+        "SIGHUP stops it.",
+    )
     .option(
       "--containerd <socket>",
       "containerd's gRPC socket: copy into and out of its containers",

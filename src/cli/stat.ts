@@ -24,7 +24,10 @@ export function addStatCommand(
 ): void {
   program
     .command("stat")
-    .description("print the type, size, mode and mtime of a container path")
+    .description(
+      "print the type, size, mode, owner, modification time and link " +
+        "target of a container path",
+    )
     .argument("<path>", "CONTAINER:PATH")
     .option("--json", "print one JSON object")
     .option("-L, --follow-link", "follow a symbolic link at the end of PATH")

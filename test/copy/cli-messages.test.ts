@@ -456,3 +456,21 @@ test("copy out to a slow pipe intact", async (t) => {
   assert.equal(body.length, content.length);
   assert.ok(body.equals(content), "the archive body differs from the file");
 });
+
+test("--timeout with serve is a usage error", async (t) => {
+  const dir = await tempDir(t);
+
+  const result = await runCommand([
+    "--timeout",
+    "1",
+    "serve",
+    "--root",
+    dir,
+    "--ttrpc",
+    join(dir, "s.sock"),
+  ]);
+
+  assert.equal(result.status, 2, result.stderr);
+  assert.match(result.stderr, /--timeout does not apply to serve/);
+  assert.deepEqual(await readdir(dir), []);
+});
