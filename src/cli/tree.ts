@@ -36,7 +36,7 @@ export async function summarizeTree(
     const mode = info.mode & 0o7777;
     if (info.isDirectory()) {
       entries.set(relative, { type: "directory", mode, size: 0, content: "" });
-      for (const name of (await readdir(path)).sort()) {
+      for (const name of await utf8Names(path)) {
         await visit(relative === "" ? name : `${relative}/${name}`);
       }
     } else if (info.isSymbolicLink()) {
@@ -66,6 +66,25 @@ export async function summarizeTree(
   };
   await visit("");
   return entries;
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Lists a directory's names in order, leaving out those that are not
+ * valid UTF-8: a copy skips them with a warning, and Node.js could not
+ * name them as strings anyway.
+ */
+async function utf8Names(path: string): Promise<string[]> {
+  const names: string[] = [];
+  for (const raw of await readdir(path, { encoding: "buffer" })) {
+    try {
+      names.push(strictUtf8.decode(raw));
+    } catch {
+      // Left out, as the copy leaves it out.
+    }
+  }
+  return names.sort();
 }
 
 /** Lists the differences between two summaries, at most `limit`. */

@@ -82,6 +82,21 @@ test("tree comparison needs hard links kept", async (t) => {
   assert.deepEqual(compareTrees(expected, expected), []);
 });
 
+test("demo verifies a tree with a name that is not UTF-8", async (t) => {
+  const source = await tempDir(t);
+  await writeFile(join(source, "a"), "kept");
+  // 0xfe never occurs in UTF-8; the copy skips the file with a warning.
+  await writeFile(
+    Buffer.concat([Buffer.from(`${source}/bad`), Buffer.from([0xfe])]),
+    "skipped",
+  );
+
+  const { code, stdout } = await runDemo(source);
+
+  assert.equal(code, 0, stdout);
+  assert.match(stdout, /verified: all 2 entries match/);
+});
+
 test("interrupted demo exits 130 and cleans up", async (t) => {
   const source = await tempDir(t);
   // The tree is large enough that the demo is still running when the
