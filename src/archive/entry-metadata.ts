@@ -6,9 +6,11 @@ import type { ReadEntry } from "tar";
 import { Code, TransferError } from "../errors/index.js";
 
 /**
- * Returns the permission bits of an entry. setuid, setgid and sticky are
- * kept only with `keepSpecial`, which extraction sets when it also sets
- * the owner from the archive, and dropped otherwise.
+ * Returns the permission bits of an entry, with the sticky bit. setuid
+ * and setgid are kept only with `keepSpecial`, which extraction sets when
+ * it also sets the owner from the archive, and dropped otherwise: on a
+ * file of another owner they would grant that owner's rights. The sticky
+ * bit grants nothing, and a shared folder such as /tmp needs it.
  */
 export function permissions(
   mode: number | undefined,
@@ -18,7 +20,7 @@ export function permissions(
   if (mode === undefined || !Number.isInteger(mode) || mode < 0) {
     return fallback;
   }
-  return mode & (keepSpecial ? 0o7777 : 0o777);
+  return mode & (keepSpecial ? 0o7777 : 0o1777);
 }
 
 export function entryTimes(

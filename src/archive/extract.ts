@@ -26,9 +26,9 @@ import type { WarningHandler } from "./warning.js";
 export interface ExtractOptions {
   /**
    * Sets the numeric uid and gid of each entry from its header (`lchown`;
-   * names are ignored), and keeps setuid, setgid and sticky bits.
-   * Otherwise new files belong to the user of this process and those bits
-   * are dropped. Default false.
+   * names are ignored), and keeps setuid and setgid bits. Otherwise new
+   * files belong to the user of this process and those bits are dropped.
+   * The sticky bit is kept either way. Default false.
    */
   preserveOwnership?: boolean;
   /** Stops extracting; the promise rejects with Canceled. */
@@ -85,8 +85,8 @@ const gzipMagic = [0x1f, 0x8b];
  *
  * A hard link target is cleaned like a name and must already exist.
  * Devices, FIFOs and other types are skipped with a `type-skipped`
- * warning. Only permission bits are applied, because setuid, setgid and
- * sticky are dropped. Then mtimes are applied.
+ * warning. Permission bits and the sticky bit are applied, and setuid and
+ * setgid dropped. Then mtimes are applied.
  *
  * The archive must end with its end-of-archive marker. Input that ends
  * before it, or inside an entry, fails with DataLoss, and a malformed or

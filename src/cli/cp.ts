@@ -106,8 +106,8 @@ export function addCopyOptions(command: Command): Command {
   return command
     .option(
       "-a, --archive",
-      "keep the numeric uid and gid of copied files, and their setuid, " +
-        "setgid and sticky bits (copying out needs root)",
+      "keep the numeric uid and gid of copied files, and their setuid " +
+        "and setgid bits (copying out needs root)",
     )
     .option("-L, --follow-link", "follow a symbolic link given as SRC")
     .option("-q, --quiet", "print no progress");

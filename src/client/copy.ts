@@ -25,10 +25,10 @@ export type { ContainerLocation } from "./copy-archive.js";
 
 export interface CopyOptions extends ArchiveTransferOptions {
   /**
-   * Keeps the numeric uid and gid of copied files, and their setuid,
-   * setgid and sticky bits (`cp -a`). Otherwise files copied in belong to
-   * the server's user, files copied out to the user of this process, and
-   * those bits are dropped.
+   * Keeps the numeric uid and gid of copied files, and their setuid and
+   * setgid bits (`cp -a`). Otherwise files copied in belong to the
+   * server's user, files copied out to the user of this process, and those
+   * bits are dropped. The sticky bit is kept either way.
    */
   preserveOwnership?: boolean;
   /** Follows a symlink given as the source, and copies what it names. */

@@ -357,7 +357,11 @@ test("special mode bits kept with owners", { skip: !isRoot }, async (t) => {
   for (const [path, mode] of modes) {
     assert.equal(await modeOf(join(rootfs, "kept", path)), mode, path);
     assert.equal(await modeOf(join(local, "back", path)), mode, path);
-    assert.equal(await modeOf(join(rootfs, "plain", path)), mode & 0o777, path);
+    assert.equal(
+      await modeOf(join(rootfs, "plain", path)),
+      mode & 0o1777,
+      path,
+    );
   }
 });
 
