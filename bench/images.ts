@@ -1,6 +1,7 @@
 /**
  * `npm run bench:images`: imports and exports two images through this
- * package's CLI and through `ctr` on both of its paths (the Transfer
+ * package's CLI, run through its bin launcher as an installed command
+ * runs, and through `ctr` on both of its paths (the Transfer
  * service with --local=false, and its default client-side path), against
  * the same containerd in the same run. Prints seconds, MiB/s of archive,
  * the time ratio to `ctr --local=false` and each client's peak memory.
@@ -27,7 +28,10 @@ import { type RunResult, run } from "./measure.js";
 
 const runs = Number(process.env.BENCH_RUNS ?? 1);
 
-const cli = fileURLToPath(new URL("../cli.js", import.meta.url));
+// The package's bin, as an installed command runs.
+const launcher = fileURLToPath(
+  new URL("../../bin/containerd-transfer", import.meta.url),
+);
 const mib = 1024 * 1024;
 
 interface Archive {
@@ -85,7 +89,7 @@ function clients(env: ContainerdEnv, args: Record<string, string[]>) {
   return [
     {
       client: "containerd-transfer",
-      command: [process.execPath, cli, "--address", env.address, "-n"],
+      command: [launcher, "--address", env.address, "-n"],
       args: [env.namespace, ...args.ours!],
     },
     {
