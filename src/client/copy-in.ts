@@ -18,6 +18,7 @@ import {
   transferError,
 } from "./copy-archive.js";
 import {
+  checkCopiedName,
   checkLocalPath,
   estimateArchiveBytes,
   localError,
@@ -54,6 +55,11 @@ export async function copyLocalToContainer(
 ): Promise<CopySummary> {
   checkLocalPath(localPath, "source");
   checkContainerLocation(destination);
+  checkCopiedName(localPath, localPath);
+  checkCopiedName(
+    destination.path,
+    `${destination.containerId}:${destination.path}`,
+  );
   const source = await inspectLocalSource(localPath, options.followLink);
   const plan = await planContainerDestination(
     client,

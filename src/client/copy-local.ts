@@ -38,6 +38,24 @@ export function checkLocalPath(
 }
 
 /**
+ * Throws InvalidArgument when the last name of `path`, which a copy
+ * stores in its archive, contains U+FFFD. Extraction skips such entries,
+ * because the character also stands for bytes that are not UTF-8, so the
+ * copy would write nothing and still succeed.
+ */
+export function checkCopiedName(path: string, shown: string): void {
+  const name = path.replace(/\/+$/, "").split("/").pop() ?? "";
+  if (name.includes("\uFFFD")) {
+    throw new TransferError(
+      `cannot copy "${shown}": its name contains U+FFFD, which extraction ` +
+        "skips because it also stands for bytes that are not UTF-8; " +
+        "rename it, or copy the folder that contains it",
+      Code.InvalidArgument,
+    );
+  }
+}
+
+/**
  * Converts a failed local file system call to a TransferError that names
  * the path, and states plainly when the cause is a permission problem.
  */

@@ -24,6 +24,7 @@ import {
   transferError,
 } from "./copy-archive.js";
 import {
+  checkCopiedName,
   checkLocalPath,
   followLocalLinks,
   localError,
@@ -80,6 +81,7 @@ export async function copyContainerToLocal(
 ): Promise<CopySummary> {
   checkContainerLocation(source);
   checkLocalPath(localPath, "destination");
+  checkCopiedName(source.path, `${source.containerId}:${source.path}`);
   const from = await inspectContainerSource(client, source, options);
   const kind = specialKinds[from.stat.type];
   if (kind !== undefined) {

@@ -345,3 +345,28 @@ test("FIFO source rejected", async (t) => {
   );
   assert.deepEqual(await readTree(rootfs), {});
 });
+
+test("a name with U+FFFD is refused, not skipped", async (t) => {
+  const { client, local, rootfs } = await startCopyEndpoint(t);
+  const name = "a\uFFFDb";
+  await writeFile(join(local, name), "local");
+  await writeFile(join(rootfs, name), "container");
+
+  await assert.rejects(
+    copyIntoContainer(client, join(local, name), { containerId, path: "/in" }),
+    (error: TransferError) =>
+      error.code === Code.InvalidArgument &&
+      /contains U\+FFFD/.test(error.message),
+  );
+  await assert.rejects(
+    copyFromContainer(
+      client,
+      { containerId, path: `/${name}` },
+      join(local, "out"),
+    ),
+    (error: TransferError) =>
+      error.code === Code.InvalidArgument &&
+      /contains U\+FFFD/.test(error.message),
+  );
+  assert.deepEqual((await readdir(local)).sort(), [name]);
+});
