@@ -176,7 +176,10 @@ const maxTimeoutSeconds = 2_147_483;
 /** Parses `--timeout`: a positive number of seconds. */
 function parseTimeout(value: string): number {
   const seconds = Number(value);
-  if (value.trim() === "" || !(seconds > 0 && seconds <= maxTimeoutSeconds)) {
+  if (
+    !/^\d+(\.\d+)?$/.test(value) ||
+    !(seconds > 0 && seconds <= maxTimeoutSeconds)
+  ) {
     throw new InvalidArgumentError(
       "expected a number of seconds above 0 and at most " +
         `${maxTimeoutSeconds} (24 days), such as 30 or 0.5`,

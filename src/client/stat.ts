@@ -96,7 +96,7 @@ export async function statContainerPath(
   if (trailingSlash && found.stat.type !== "directory") {
     throw new TransferError(
       `"${location.containerId}:${location.path}": not a directory ` +
-        `(it is a ${found.stat.type}); remove the trailing slash to stat it`,
+        `(it is a ${found.stat.type}); remove the trailing / or /. to stat it`,
       Code.FailedPrecondition,
     );
   }

@@ -199,11 +199,13 @@ test("timeout gives up on a silent server", async (t) => {
   assert.deepEqual(await readdir(dir), ["silent.sock"]);
 });
 
-test("timeout of zero is a usage error", async () => {
-  const result = await runCommand(["--timeout", "0", "image", "ls"]);
+test("timeout of zero or not a decimal is a usage error", async () => {
+  for (const value of ["0", "0x10", " 5", "1e-9"]) {
+    const result = await runCommand(["--timeout", value, "image", "ls"]);
 
-  assert.equal(result.status, 2, result.stderr);
-  assert.match(result.stderr, /expected a number of seconds above 0/);
+    assert.equal(result.status, 2, `${value}: ${result.stderr}`);
+    assert.match(result.stderr, /expected a number of seconds above 0/);
+  }
 });
 
 test("image command names the endpoint", async (t) => {
