@@ -148,7 +148,7 @@ function packSmallFile(
  * Reads an open file of at most {@link smallFileBytes} straight into the
  * batch, after the space of its header, and then writes the header with
  * the size actually read. A file that ended early, such as a sysfs file
- * that reports 4096 bytes and holds a few, is packed as it was read,
+ * that reports 4096 bytes and contains a few, is packed as it was read,
  * with a warning. A file that grew is cut at its size in `opened`.
  */
 function readSmallBody(

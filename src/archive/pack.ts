@@ -194,7 +194,7 @@ export async function* packChunks(
  * Packs the child `name` of `parent` under the archive name `entryName`
  * and yields the chunks that are ready. Inside a walk (`inWalk`), a
  * symlink that cannot be read any more is skipped with a warning, as a
- * vanished file is; the path that the caller named fails instead.
+ * vanished file is. The path that the caller named fails instead.
  */
 async function* packEntry(
   context: PackContext,

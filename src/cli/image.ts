@@ -426,15 +426,7 @@ async function exportTarget(
   file: string,
 ): Promise<"replace" | "direct" | "fifo"> {
   const slash = file.endsWith("/");
-  let info: Stats | undefined;
-  try {
-    info = await stat(file);
-  } catch (error) {
-    const code = errorCode(error);
-    if (code !== "ENOENT" && code !== "ENOTDIR") {
-      throw error;
-    }
-  }
+  const info = await statIfPresent(file);
   const rejection = (reason: string) =>
     new TransferError(
       `cannot write the image archive to "${file}": ${reason}`,
@@ -450,15 +442,7 @@ async function exportTarget(
   }
   if (info === undefined) {
     const folder = dirname(file);
-    let folderInfo: Stats | undefined;
-    try {
-      folderInfo = await stat(folder);
-    } catch (error) {
-      const code = errorCode(error);
-      if (code !== "ENOENT" && code !== "ENOTDIR") {
-        throw error;
-      }
-    }
+    const folderInfo = await statIfPresent(folder);
     if (folderInfo === undefined) {
       throw rejection(`the folder ${folder} does not exist`);
     }
@@ -475,6 +459,19 @@ async function exportTarget(
     );
   }
   return info.isFIFO() ? "fifo" : "direct";
+}
+
+/** Returns the status of `path`, or undefined when it does not exist. */
+async function statIfPresent(path: string): Promise<Stats | undefined> {
+  try {
+    return await stat(path);
+  } catch (error) {
+    const code = errorCode(error);
+    if (code === "ENOENT" || code === "ENOTDIR") {
+      return undefined;
+    }
+    throw error;
+  }
 }
 
 function errorCode(error: unknown): string | undefined {

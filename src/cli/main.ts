@@ -189,8 +189,8 @@ function parseTimeout(value: string): number {
 }
 
 /**
- * Exit status after each signal's reason: 128 plus the signal's number,
- * as shells report a process that a signal ended.
+ * Exit statuses by the reason of each signal: 128 plus the signal's
+ * number, as shells report a process that a signal ended.
  */
 const signalExitCodes: Record<string, number> = {
   interrupted: 130,
@@ -237,11 +237,11 @@ function checkArgumentEncoding(): void {
   } catch {
     return;
   }
-  const strict = new TextDecoder("utf-8", { fatal: true });
+  const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
   for (const argument of raw.subarray(0, -1).toString("latin1").split("\0")) {
     const bytes = Buffer.from(argument, "latin1");
     try {
-      strict.decode(bytes);
+      strictUtf8.decode(bytes);
     } catch {
       throw usageError(
         `invalid argument "${printable(bytes.toString("utf8"))}": it ` +

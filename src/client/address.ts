@@ -55,10 +55,10 @@ function checkedLength(path: string): string {
 export function checkNamespace(namespace: string): string {
   if (namespace.length > 76 || !namespacePattern.test(namespace)) {
     // A header repeated many times can make a value of any length.
-    const shown =
+    const truncated =
       namespace.length > 100 ? `${namespace.slice(0, 100)}...` : namespace;
     throw new TransferError(
-      `invalid namespace "${shown}": use 1 to 76 letters and digits, ` +
+      `invalid namespace "${truncated}": use 1 to 76 letters and digits, ` +
         "separated by single '.', '_' or '-'",
       Code.InvalidArgument,
     );

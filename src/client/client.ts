@@ -52,7 +52,7 @@ export interface TransferOptions {
    * Receives every progress event; all of them are delivered before the
    * transfer settles. A callback that throws, or returns a promise that
    * rejects before the server ends the progress stream, fails the
-   * transfer with Unknown; a later rejection is ignored.
+   * transfer with Unknown. A later rejection is ignored.
    */
   onProgress?: (event: Progress) => void;
   /**

@@ -43,11 +43,11 @@ export function checkLocalPath(
  * because the character also stands for bytes that are not UTF-8, so the
  * copy would write nothing and still succeed.
  */
-export function checkCopiedName(path: string, shown: string): void {
+export function checkCopiedName(path: string, display: string): void {
   const name = path.replace(/\/+$/, "").split("/").pop() ?? "";
   if (name.includes("\uFFFD")) {
     throw new TransferError(
-      `cannot copy "${shown}": its name contains U+FFFD, which extraction ` +
+      `cannot copy "${display}": its name contains U+FFFD, which extraction ` +
         "skips because it also stands for bytes that are not UTF-8; " +
         "rename it, or copy the folder that contains it",
       Code.InvalidArgument,

@@ -76,7 +76,7 @@ export async function statContainerPath(
   location: ContainerLocation,
   options: StatOptions = {},
 ): Promise<ContainerPathStat> {
-  // As in POSIX, a trailing slash follows a final symlink and asks for a
+  // As in POSIX, a trailing slash follows a final symlink and requires a
   // directory.
   const trailingSlash = hasTrailingSlash(location.path);
   const found = await explainUnsupported(

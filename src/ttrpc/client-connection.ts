@@ -162,7 +162,7 @@ export class ClientConnection implements FrameSink {
    */
   forget(streamId: number): void {
     // An idle connection does not keep the process alive, as an idle
-    // HTTP/2 session does not: a program that forgets to close its client
+    // HTTP/2 session does not. So a program that does not close its client
     // still exits.
     if (this.#calls.delete(streamId) && this.#calls.size === 0) {
       this.#socket.unref();

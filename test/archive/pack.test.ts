@@ -689,7 +689,7 @@ test("mtime before 1970 rounded down", async (t) => {
 });
 
 test("small file shorter than its size packed as read", async (t) => {
-  // A sysfs attribute reports 4096 bytes and holds a few.
+  // A sysfs attribute reports 4096 bytes and contains a few.
   const sysfs = "/sys/kernel";
   const name = "address_bits";
   if (!existsSync(join(sysfs, name))) {

@@ -337,7 +337,7 @@ test("interrupted copy from an idle pipe exits at once", async (t) => {
 test("interrupted copy to a stalled pipe exits at once", async (t) => {
   const { socket, rootfs } = await startCopyEndpoint(t);
   await writeFile(join(rootfs, "big"), Buffer.alloc(32 * 1024 * 1024, 1));
-  // Standard output is a pipe that nobody reads.
+  // Standard output is a pipe that the test never reads.
   const child = spawn(
     process.execPath,
     [

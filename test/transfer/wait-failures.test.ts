@@ -24,6 +24,14 @@ async function* source(bytes: number, then: "throw" | "stall") {
   await new Promise(() => {});
 }
 
+/** An archive whose FIFO entry makes the server send a warning event. */
+function warningArchive(): Buffer {
+  return rawTar([
+    { name: "fifo", type: "6" },
+    { name: "kept", body: "k" },
+  ]);
+}
+
 function discard() {
   return new Writable({ write: (_chunk, _encoding, done) => done() });
 }
@@ -179,11 +187,7 @@ for (const protocol of protocols) {
   test(`throwing onProgress is the caller's over ${protocol}`, async (t) => {
     const endpoint = await startEndpoint(t, protocol);
     const rootfs = await endpoint.addContainer("c1");
-    // The FIFO entry makes the server send a warning event.
-    const archive = rawTar([
-      { name: "fifo", type: "6" },
-      { name: "kept", body: "k" },
-    ]);
+    const archive = warningArchive();
 
     await assert.rejects(
       endpoint.client.transfer(
@@ -207,10 +211,7 @@ for (const protocol of protocols) {
   test(`a throwing onWarning is named over ${protocol}`, async (t) => {
     const endpoint = await startEndpoint(t, protocol);
     await endpoint.addContainer("c1");
-    const archive = rawTar([
-      { name: "fifo", type: "6" },
-      { name: "kept", body: "k" },
-    ]);
+    const archive = warningArchive();
 
     await assert.rejects(
       sendArchive(
@@ -232,7 +233,7 @@ for (const protocol of protocols) {
     );
   });
 
-  test(`a stream end taken by a running transfer fails only the second over ${protocol}`, async (t) => {
+  test(`shared stream end fails second transfer over ${protocol}`, async (t) => {
     const { client } = await startEndpoint(t, protocol);
     const chunks: Buffer[] = [];
     const sink = new Writable({
@@ -260,19 +261,16 @@ for (const protocol of protocols) {
   });
 }
 
-test("wait after an abort before marshal gives the abort's reason", async () => {
+test("wait after early abort gives reason", async () => {
   const read = new ReadStream([Buffer.from("x")]);
   read.abort(new Error("given up"));
   await assert.rejects(read.wait(), /given up/);
 });
 
-test("a rejecting async onProgress fails the transfer", async (t) => {
+test("rejecting async onProgress fails transfer", async (t) => {
   const endpoint = await startEndpoint(t, "ttrpc");
   await endpoint.addContainer("c1");
-  const archive = rawTar([
-    { name: "fifo", type: "6" },
-    { name: "kept", body: "k" },
-  ]);
+  const archive = warningArchive();
 
   await assert.rejects(
     endpoint.client.transfer(

@@ -32,7 +32,7 @@ for (const protocol of protocols) {
       'const stat = await statContainerPath(client, { containerId: "c1", path: "/" });\n' +
       "console.log(stat.type);\n";
 
-    // The child hangs, and the timeout kills it, if the connection holds
+    // The child hangs, and the timeout kills it, if the connection keeps
     // the event loop open.
     const { stdout } = await promisify(execFile)(
       process.execPath,

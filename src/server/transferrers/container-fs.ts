@@ -194,7 +194,10 @@ function checkMediaType(mediaType: string, role: string): void {
   }
 }
 
-/** Warnings of one copy that are logged one by one; later ones are counted. */
+/**
+ * Maximum number of warnings of one copy that are logged one by one.
+ * Later ones are only counted.
+ */
 const maxLoggedWarnings = 100;
 
 /**
