@@ -268,21 +268,22 @@ class ServerStreamCall implements OpenCall {
   }
 
   #onInputEnd(): void {
+    // Node.js also emits "end", before "close", for a stream that the
+    // client reset, even between two messages. The stream is closed by
+    // then, which a half-close alone cannot do while the response is
+    // still open; the input of a reset stream is not complete.
+    if (this.#stream.closed) {
+      this.#onClose();
+      return;
+    }
     const left = this.#envelopes.pendingBytes;
     if (left > 0) {
-      // Node.js also emits "end" just before "close" for a stream that
-      // the client reset. The check waits a turn, so that a reset is
-      // reported as the cancel it is.
-      setImmediate(() => {
-        if (!this.#finished) {
-          this.#failInput(
-            new ConnectError(
-              `the request ended inside a message (${left} bytes left over)`,
-              Code.InvalidArgument,
-            ),
-          );
-        }
-      });
+      this.#failInput(
+        new ConnectError(
+          `the request ended inside a message (${left} bytes left over)`,
+          Code.InvalidArgument,
+        ),
+      );
       return;
     }
     this.#inputEnded = true;

@@ -229,3 +229,49 @@ test("stream headers and trailers from the handler", async (t) => {
   assert.equal(header?.get("x-first"), "one");
   assert.equal(trailer?.get("x-last"), "two");
 });
+
+test("stream reset between two messages is not a clean end", async (t) => {
+  const received = deferred();
+  const outcome = deferred<string>();
+  const { transport } = await startPair(t, {
+    services: [
+      createServiceSpec(Streaming, {
+        async *stream(requests) {
+          try {
+            for await (const _request of requests) {
+              received.resolve();
+            }
+            outcome.resolve("input ended cleanly");
+          } catch (error) {
+            outcome.resolve(`input failed: ${ConnectError.from(error).code}`);
+          }
+          yield* [];
+        },
+      }),
+    ],
+  });
+  const client = createClient(Streaming, transport);
+  const controller = new AbortController();
+
+  // Our client cancels with RST_STREAM alone, as grpc-go clients do: no
+  // END_STREAM comes before it.
+  async function* oneThenWait() {
+    yield textAny("first");
+    await received.promise;
+    controller.abort();
+    await new Promise(() => {});
+  }
+  const call = (async () => {
+    for await (const _ of client.stream(oneThenWait(), {
+      signal: controller.signal,
+    })) {
+      // The handler sends nothing.
+    }
+  })();
+
+  await assert.rejects(call, (error) => {
+    assert.equal(ConnectError.from(error).code, Code.Canceled);
+    return true;
+  });
+  assert.equal(await outcome.promise, `input failed: ${Code.Canceled}`);
+});
