@@ -137,7 +137,9 @@ function packSmallFile(
     if (opened.nlink > 1n) {
       context.firstLinks.set(inodeKey(opened), entryName);
     }
-    readSmallBody(context, fd, opened, entryName, entryWhere(parent, name));
+    readSmallBody(context, fd, opened, entryName, () =>
+      entryWhere(parent, name),
+    );
     return undefined;
   } finally {
     closeSync(fd);
@@ -150,13 +152,15 @@ function packSmallFile(
  * the size actually read. A file that ended early, such as a sysfs file
  * that reports 4096 bytes and contains a few, is packed as it was read,
  * with a warning. A file that grew is cut at its size in `opened`.
+ * `describe` gives the file's container path for messages; it is built
+ * only when one is needed, as most small files need none.
  */
 function readSmallBody(
   context: PackContext,
   fd: number,
   opened: BigIntStats,
   entryName: string,
-  where: string,
+  describe: () => string,
 ): void {
   const size = Number(opened.size);
   const batch = context.batch;
@@ -174,7 +178,7 @@ function readSmallBody(
         position,
       );
     } catch (error) {
-      throw fileError(error, "read", where);
+      throw fileError(error, "read", describe());
     }
     if (bytesRead === 0) {
       break;
@@ -182,6 +186,7 @@ function readSmallBody(
     position += bytesRead;
   }
   if (position < size) {
+    const where = describe();
     context.warn(
       "changed",
       `"${where}" ended after ${position} of the ${size} bytes that its ` +
