@@ -165,6 +165,10 @@ const requestCodes = new Set([
   Code.AlreadyExists,
   Code.OutOfRange,
   Code.Unimplemented,
+  // The server reports DataLoss only for an archive from the client that
+  // ends early. Over ttrpc, which has no cancel frame, that is also how a
+  // client's cancelled copy in arrives.
+  Code.DataLoss,
 ]);
 
 function typeUrlOf(end: TransferEnd): string {

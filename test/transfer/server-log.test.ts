@@ -92,6 +92,28 @@ test("missing path logs at info", async (t) => {
   assert.equal(failed.fields?.code, "not found");
 });
 
+test("archive that ends early logs at warn", async (t) => {
+  const entries: Entry[] = [];
+  const endpoint = await startEndpoint(t, "ttrpc", {
+    log: recordingLogger(entries),
+  });
+  await endpoint.addContainer("c1");
+
+  // What the server receives when a ttrpc client cancels a copy in: the
+  // data stream ends, here before the end-of-archive marker.
+  await assert.rejects(
+    endpoint.client.transfer(
+      new ReadStream([rawTar([{ name: "a", body: "x" }], { trailer: false })]),
+      new ContainerPath({ containerId: "c1", path: "/" }),
+    ),
+    /truncated/,
+  );
+
+  const failed = await entryWith(entries, "transfer failed");
+  assert.equal(failed.level, "warn");
+  assert.equal(failed.fields?.code, "data loss");
+});
+
 test("full stream registry is logged", async (t) => {
   const entries: Entry[] = [];
   const endpoint = await startEndpoint(t, "ttrpc", {
