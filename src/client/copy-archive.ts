@@ -114,11 +114,13 @@ export async function receiveArchive(
     endSink?: boolean;
     reuseChunks?: boolean;
     requireTarEnd?: boolean;
+    /** Credit granted to the server; default {@link largeWindowBytes}. */
+    windowBytes?: number;
   } = {},
 ): Promise<number> {
   let bytes = 0;
   const stream = new WriteStream(sink, undefined, {
-    windowBytes: largeWindowBytes,
+    windowBytes: options.windowBytes ?? largeWindowBytes,
     endSink: options.endSink,
     reuseChunks: options.reuseChunks,
     requireTarEnd: options.requireTarEnd,

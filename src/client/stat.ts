@@ -8,6 +8,7 @@ import { Writable } from "node:stream";
 import { Parser, type ReadEntry } from "tar";
 import { cleanContainerPath, guardPaxHeaders } from "../archive/index.js";
 import { abortReason, Code, TransferError } from "../errors/index.js";
+import { goWindowBytes } from "../streaming/index.js";
 import type { Client } from "./client.js";
 import {
   type ContainerLocation,
@@ -186,6 +187,10 @@ async function readStat(
   try {
     await receiveArchive(client, location, sink, {
       noWalk: true,
+      // Only the first header is read. With containerd's own window, a
+      // server sends at most 64 KiB ahead of the reader, rather than
+      // megabytes of a large file's content that the stat then drops.
+      windowBytes: goWindowBytes,
       signal: signal ? AbortSignal.any([signal, stop.signal]) : stop.signal,
     });
   } catch (error) {
