@@ -191,10 +191,11 @@ export function addImageCommand(program: Command, signal: AbortSignal): void {
           try {
             await deleteImage(client, name, { signal });
           } catch (error) {
-            if (signal.aborted) {
+            const failure = TransferError.from(error);
+            // An endpoint without the Images service fails every name.
+            if (signal.aborted || failure.code === Code.Unimplemented) {
               throw error;
             }
-            const failure = TransferError.from(error);
             first ??= failure;
             failed.push(name);
             process.stderr.write(

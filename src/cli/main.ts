@@ -294,6 +294,13 @@ function report(error: unknown): number {
 }
 
 /**
+ * Transfer types of image commands, which a peer names when it has no
+ * transferrer for them, as `containerd-transfer serve` does.
+ */
+const imageTransferTypes =
+  /containerd\.types\.transfer\.(Image\w*|OCIRegistry)\b/;
+
+/**
  * Returns the message to print. A peer without the requested service or
  * method responds only "service NAME", "method NAME" or "unknown method
  * NAME", so the message names the endpoint too, as it does for a transport
@@ -304,6 +311,16 @@ function describe(failure: TransferError): string {
   const missing = /^(?:unknown )?(service|method) (\S+)$/.exec(
     failure.rawMessage,
   );
+  if (
+    failure.code === Code.Unimplemented &&
+    imageTransferTypes.test(failure.rawMessage)
+  ) {
+    return (
+      `${protocol} endpoint ${address} cannot transfer images (it ` +
+      `answered: ${failure.rawMessage}). Image commands need containerd's ` +
+      "gRPC socket"
+    );
+  }
   if (failure.code !== Code.Unimplemented || missing === null) {
     // A transport failure such as an HTTP/2 "Protocol error" names no
     // endpoint of its own.

@@ -222,6 +222,32 @@ test("image command names the endpoint", async (t) => {
   assert.match(result.stderr, /need containerd's gRPC socket/);
 });
 
+test("image transfers and removals name the endpoint", async (t) => {
+  const { socket } = await startCopyEndpoint(t);
+  const dir = await tempDir(t);
+  const archive = join(dir, "image.tar");
+  await writeFile(archive, "not an image");
+
+  for (const args of [
+    ["image", "import", archive],
+    ["image", "export", join(dir, "out.tar"), "x.test/a:1"],
+    ["image", "tag", "x.test/a:1", "x.test/b:1"],
+    ["image", "rm", "x.test/a:1", "x.test/b:1"],
+  ]) {
+    const result = await runCli(socket, args);
+
+    assert.equal(result.status, 1, result.stderr);
+    assert.ok(
+      result.stderr.includes(`${protocol} endpoint ${socket}`),
+      `${args.join(" ")}: ${result.stderr}`,
+    );
+    assert.match(result.stderr, /need containerd's gRPC socket/);
+    // One line: rm stops at the missing service instead of trying each
+    // name.
+    assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
+  }
+});
+
 test("closed standard output named, not the server", async (t) => {
   const { socket, rootfs } = await startCopyEndpoint(t);
   await writeFile(join(rootfs, "big"), Buffer.alloc(32 * 1024 * 1024, 1));
