@@ -319,7 +319,7 @@ async function receiveInto(
       : TransferError.from(error);
     firstFailure ??= new TransferError(
       `cannot write the copy of "${from.spec.display}" to ` +
-        `"${plan.target}": ${failure.rawMessage}`,
+        `"${plan.target}": ${failure.rawMessage}${ownerHint(failure, options)}`,
       failure.code,
       failure,
     );
@@ -347,6 +347,25 @@ async function receiveInto(
     throw firstFailure;
   }
   return received.status === "fulfilled" ? received.value : 0;
+}
+
+/**
+ * Explains a refused change of owner while keeping the archive's owners:
+ * only root may give a file to another user.
+ */
+function ownerHint(failure: TransferError, options: CopyOptions): string {
+  if (
+    !options.preserveOwnership ||
+    failure.code !== Code.PermissionDenied ||
+    !failure.rawMessage.includes("change the owner of") ||
+    process.getuid?.() === 0
+  ) {
+    return "";
+  }
+  return (
+    "; keeping the container's owners (preserveOwnership, the CLI's -a) " +
+    "needs root here: copy as root, or without it"
+  );
 }
 
 /** Estimates the archive size of a file from its stat. */

@@ -138,6 +138,27 @@ test("unwritable local folder names permission", {
   assert.deepEqual(await readTree(local), {});
 });
 
+test("copy out keeping owners as non-root says it needs root", {
+  skip: !isRoot,
+}, async (t) => {
+  const { socket, dir, local, rootfs } = await startCopyEndpoint(t);
+  await openToNobody(dir, socket);
+  await chmod(local, 0o777);
+  // Owned by root, which nobody cannot give a file to.
+  await writeTree(rootfs, { "f.txt": "x" });
+
+  const result = await runCli(
+    socket,
+    ["cp", "-q", "-a", "c1:/f.txt", join(local, "out.txt")],
+    { user: nobody },
+  );
+
+  assert.equal(result.status, 1, result.stderr);
+  assert.match(result.stderr, new RegExp(`to "${local}/out.txt": `));
+  assert.match(result.stderr, /-a\) needs root here: copy as root/);
+  assert.deepEqual(await readTree(local), {});
+});
+
 test("container permission failure names path", {
   skip: !isRoot,
 }, async (t) => {
