@@ -91,7 +91,9 @@ export function addImageCommand(program: Command, signal: AbortSignal): void {
         "(default: keep full names, tag-only names become import-DATE:TAG)",
     )
     .option("--digests", "also store each manifest as BASE@DIGEST")
-    .addOption(platformOption("import content for PLATFORM"))
+    .addOption(
+      platformOption("import content for PLATFORM", "the daemon's own"),
+    )
     .option("--all-platforms", "import the content of every platform")
     .option("--unpack", "unpack the imported platforms")
     .option(
@@ -117,7 +119,7 @@ export function addImageCommand(program: Command, signal: AbortSignal): void {
     .description("write images as one OCI archive with a Docker manifest.json")
     .argument("<file>", "archive to write, or - for standard output")
     .argument("<names...>", "images to export")
-    .addOption(platformOption("export PLATFORM (default: the daemon's own)"))
+    .addOption(platformOption("export PLATFORM", "the daemon's own"))
     .option("--all-platforms", "export every platform")
     .option("--skip-manifest-json", "leave out Docker's manifest.json")
     .option("--skip-non-distributable", "leave out non-distributable layers")
@@ -530,10 +532,11 @@ function eventPrinter(quiet: boolean | undefined) {
   };
 }
 
-function platformOption(description: string): Option {
+/** A repeatable --platform whose help names what applies without it. */
+function platformOption(description: string, otherwise: string): Option {
   return new Option("--platform <platform>", `${description}; repeatable`)
     .argParser(collect)
-    .default([], "none");
+    .default([], otherwise);
 }
 
 function collect(value: string, previous: string[]): string[] {

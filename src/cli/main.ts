@@ -38,6 +38,33 @@ let programFlags: Partial<GlobalFlags> = {};
 // The reason `interrupt` aborts with when --timeout runs out.
 let timeoutReason: TransferError | undefined;
 
+// Options of the whole program that a command does not take again. A
+// command's own -a (cp) is not among them.
+const globalOnly = new Set([
+  "-p",
+  "--protocol",
+  "-n",
+  "--namespace",
+  "--timeout",
+]);
+
+/**
+ * Writes commander's usage error, with a hint when an option of the whole
+ * program came after the command.
+ */
+function writeUsageError(text: string, write: (text: string) => void): void {
+  const option = /^error: unknown option '([^'=]+)/.exec(text)?.[1];
+  if (option === undefined || !globalOnly.has(option)) {
+    write(text);
+    return;
+  }
+  write(
+    `${text.trimEnd()}\nhint: ${option} is an option of the whole program: ` +
+      `put it before the command, as in containerd-transfer ${option} ` +
+      "VALUE COMMAND ...\n",
+  );
+}
+
 function buildProgram(): Command {
   const program = new Command("containerd-transfer")
     .description(
@@ -71,6 +98,7 @@ function buildProgram(): Command {
     // short options, such as cp's -a, do not collide with them.
     .enablePositionalOptions()
     .exitOverride()
+    .configureOutput({ outputError: writeUsageError })
     .showHelpAfterError("(add --help for usage)")
     .hook("preAction", (_program, action) => {
       programFlags = program.opts<GlobalFlags>();

@@ -102,6 +102,17 @@ test("usage error gives a hint, not the help", async () => {
   assert.doesNotMatch(result.stderr, /Usage:/);
 });
 
+test("program option after the command is explained", async () => {
+  const late = await runCommand(["cp", "--timeout", "5", "a", "c1:/"]);
+  const unknown = await runCommand(["cp", "--bogus", "a", "c1:/"]);
+
+  assert.equal(late.status, 2, late.stderr);
+  assert.match(late.stderr, /unknown option '--timeout'/);
+  assert.match(late.stderr, /\nhint: --timeout is an option of the whole/);
+  assert.equal(unknown.status, 2, unknown.stderr);
+  assert.doesNotMatch(unknown.stderr, /hint:/);
+});
+
 test("serve rejects one socket twice", async (t) => {
   const dir = await tempDir(t);
   const socket = join(dir, "both.sock");
@@ -225,11 +236,9 @@ test("image command names the endpoint", async (t) => {
 test("image transfers and removals name the endpoint", async (t) => {
   const { socket } = await startCopyEndpoint(t);
   const dir = await tempDir(t);
-  const archive = join(dir, "image.tar");
-  await writeFile(archive, "not an image");
 
   for (const args of [
-    ["image", "import", archive],
+    ["image", "pull", "x.test/a:1"],
     ["image", "export", join(dir, "out.tar"), "x.test/a:1"],
     ["image", "tag", "x.test/a:1", "x.test/b:1"],
     ["image", "rm", "x.test/a:1", "x.test/b:1"],

@@ -79,10 +79,11 @@ export function requireContainerd(t: TestContext): ContainerdEnv | undefined {
   }
 
   const message =
-    `containerd 1.7 is not available: ${result}. Start it with ` +
-    "`bash ci/containerd-setup.sh && bash ci/containerd-start.sh " +
-    "/opt/ctd-peer /tmp/ctd-test` and set CONTAINERD_TEST_ENV to its " +
-    "peers.env if it is not the default";
+    `containerd 1.7 is not available: ${result}. Start it with the ` +
+    "commands of README.md (ci/containerd-setup.sh, then " +
+    "ci/containerd-start.sh with --registry and --registry-auth) and set " +
+    "CONTAINERD_TEST_ENV to the peers.env it writes; without it, the " +
+    `tests read ${defaultTestEnvPath}`;
   if (isCI() || explicit) {
     throw new Error(message);
   }
