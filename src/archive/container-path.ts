@@ -4,6 +4,28 @@
  * container's `/`, so `..` can never climb above the root.
  */
 
+import { Code, TransferError } from "../errors/index.js";
+
+/**
+ * Most directory levels that packing, extraction and resolution go down.
+ * Every level holds an open directory while its entry is written or its
+ * tree is packed, and costs memory for its path, so without a limit one
+ * small archive with a very deep name could exhaust the server's file
+ * descriptors or memory. Real trees stay far below it; Linux's PATH_MAX
+ * of 4096 bytes fits at most 2048 levels.
+ */
+export const maxPathDepth = 256;
+
+/** The error for a path deeper than {@link maxPathDepth} levels. */
+export function tooDeepError(action: string, where: string): TransferError {
+  const shown = where.length > 200 ? `${where.slice(0, 200)}...` : where;
+  return new TransferError(
+    `cannot ${action} "${shown}": it lies more than ${maxPathDepth} ` +
+      "directories deep, the most this copy goes down",
+    Code.InvalidArgument,
+  );
+}
+
 /**
  * Cleans `path` the way Go's `path.Clean("/" + path)` does, then drops the
  * leading `/`. The result is relative to the container root and has no

@@ -12,7 +12,7 @@
  */
 import { lstat, mkdir, readlink } from "node:fs/promises";
 import { Code, TransferError } from "../errors/index.js";
-import { displayPath } from "./container-path.js";
+import { displayPath, maxPathDepth, tooDeepError } from "./container-path.js";
 import {
   childPath,
   closeDirectory,
@@ -120,6 +120,9 @@ export async function walkDirectories(
       continue;
     }
 
+    if (walk.current.components.length >= maxPathDepth) {
+      throw tooDeepError("resolve", options.subject);
+    }
     const child = await enterChild(walk.current, name);
     if (child.kind === "directory") {
       walk.enter(child.handle);

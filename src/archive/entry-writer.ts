@@ -25,7 +25,12 @@ import {
   releaseReceivedMemory,
 } from "../util/received-memory.js";
 import { BodyWriter } from "./body-writer.js";
-import { displayPath, pathComponents } from "./container-path.js";
+import {
+  displayPath,
+  maxPathDepth,
+  pathComponents,
+  tooDeepError,
+} from "./container-path.js";
 import { childPath, type DirectoryHandle } from "./directory-handle.js";
 import { entryTimes, ownerOf, permissions } from "./entry-metadata.js";
 import {
@@ -116,7 +121,7 @@ export class EntryWriter {
    * also destroys the entry to wake a pending read.
    */
   async write(entry: ReadEntry, stop: AbortSignal): Promise<void> {
-    const names = pathComponents(entry.path);
+    const names = entryNames(entry.path);
     const where = this.#display(names);
     if (hasUndecodedBytes(entry)) {
       this.#options.warn(
@@ -182,7 +187,7 @@ export class EntryWriter {
     if (performance.now() - this.#lastYield > maxSyncMs) {
       return false;
     }
-    const names = pathComponents(entry.path);
+    const names = entryNames(entry.path);
     const parent = this.#cachedParent(names);
     if (parent === undefined) {
       return false;
@@ -567,6 +572,18 @@ export class EntryWriter {
   #display(names: string[]): string {
     return displayPath([...this.#options.destinationNames, ...names]);
   }
+}
+
+/**
+ * Returns the cleaned components of an entry's name, and fails for a
+ * name deeper than {@link maxPathDepth} before anything is resolved.
+ */
+function entryNames(path: string): string[] {
+  const names = pathComponents(path);
+  if (names.length > maxPathDepth) {
+    throw tooDeepError("extract", displayPath(names));
+  }
+  return names;
 }
 
 function truncatedFile(

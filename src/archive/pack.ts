@@ -15,7 +15,12 @@ import {
   TransferError,
   throwIfAborted,
 } from "../errors/index.js";
-import { displayPath, pathComponents } from "./container-path.js";
+import {
+  displayPath,
+  maxPathDepth,
+  pathComponents,
+  tooDeepError,
+} from "./container-path.js";
 import {
   childPath,
   closeDirectory,
@@ -305,6 +310,9 @@ async function* packDirectory(
   stats: BigIntStats,
 ): AsyncGenerator<Buffer> {
   const where = entryWhere(parent, name);
+  if (parent.components.length >= maxPathDepth) {
+    throw tooDeepError("pack", where);
+  }
   let directory: DirectoryHandle;
   try {
     directory = await openChildDirectory(parent, name);

@@ -229,6 +229,24 @@ for (const mode of modes) {
       );
     });
 
+    test("tree deeper than the limit fails, one at it packs", async (t) => {
+      useMode(mode);
+      const { root } = await makeLayout(t);
+      // 256 levels of directories below the root, and one more below that.
+      const deepest = join(root, "top", ..."d".repeat(255).split(""));
+      await mkdir(deepest, { recursive: true });
+      await writeFile(join(deepest, "leaf"), "x");
+
+      const entries = await list(await collect(packPath(root, "/top")));
+      assert.equal(entries.at(-1)?.body, "x");
+
+      await mkdir(join(deepest, "more"));
+      await assert.rejects(
+        collect(packPath(root, "/top")),
+        isTransferError(Code.InvalidArgument, /more than 256 directories deep/),
+      );
+    });
+
     test("hard links become link entries", async (t) => {
       useMode(mode);
       const { root } = await makeLayout(t);

@@ -157,6 +157,41 @@ const cases: Case[] = [
     pattern: /extended header of \d+ bytes is over the 1 MiB limit/,
   },
   {
+    // 24 KB of header that named 12 000 levels once took the server's
+    // memory past its heap limit.
+    name: "name thousands of directories deep",
+    archives: () => [
+      rawTar([
+        { name: "data/", type: "5" },
+        {
+          name: "PaxHeader/deep",
+          type: "x",
+          body: paxRecordOf("path", `data/${"d/".repeat(12_000)}leaf`),
+        },
+        { name: "placeholder", body: "x" },
+      ]),
+    ],
+    expect: "fail",
+    pattern: /more than 256 directories deep/,
+  },
+  {
+    name: "directories one level deeper each",
+    archives: () => [
+      rawTar(
+        Array.from({ length: 300 }, (_, i): RawEntry[] => [
+          {
+            name: "PaxHeader/level",
+            type: "x",
+            body: paxRecordOf("path", `data/${"d/".repeat(i + 1)}`),
+          },
+          { name: "placeholder/", type: "5" },
+        ]).flat(),
+      ),
+    ],
+    expect: "fail",
+    pattern: /more than 256 directories deep/,
+  },
+  {
     name: "truncated archive",
     archives: () => [
       rawTar([
@@ -185,8 +220,12 @@ const cases: Case[] = [
 
 /** Returns one PAX record of about `size` bytes: `<length> comment=...\n`. */
 function paxRecord(size: number): Buffer {
-  const value = "a".repeat(size);
-  const body = ` comment=${value}\n`;
+  return paxRecordOf("comment", "a".repeat(size));
+}
+
+/** Returns the PAX record `<length> key=value\n`. */
+function paxRecordOf(key: string, value: string): Buffer {
+  const body = ` ${key}=${value}\n`;
   let length = body.length;
   while (`${length}${body}`.length !== length) {
     length = `${length}${body}`.length;
