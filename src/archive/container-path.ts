@@ -7,8 +7,9 @@
 import { Code, TransferError } from "../errors/index.js";
 
 /**
- * Most directory levels that packing, extraction and resolution go down.
- * Every level holds an open directory while its entry is written or its
+ * Maximum directory levels that packing, extraction and resolution go
+ * down.
+ * Every level keeps a directory open while its entry is written or its
  * tree is packed, and costs memory for its path, so without a limit one
  * small archive with a very deep name could exhaust the server's file
  * descriptors or memory. Real trees stay far below it; Linux's PATH_MAX
@@ -16,12 +17,12 @@ import { Code, TransferError } from "../errors/index.js";
  */
 export const maxPathDepth = 256;
 
-/** The error for a path deeper than {@link maxPathDepth} levels. */
+/** Returns the error for a path deeper than {@link maxPathDepth} levels. */
 export function tooDeepError(action: string, where: string): TransferError {
   const shown = where.length > 200 ? `${where.slice(0, 200)}...` : where;
   return new TransferError(
-    `cannot ${action} "${shown}": it lies more than ${maxPathDepth} ` +
-      "directories deep, the most this copy goes down",
+    `cannot ${action} "${shown}": it is more than ${maxPathDepth} ` +
+      "directories deep, the maximum. Copy a folder further down instead",
     Code.InvalidArgument,
   );
 }

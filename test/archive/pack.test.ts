@@ -229,7 +229,7 @@ for (const mode of modes) {
       );
     });
 
-    test("tree deeper than the limit fails, one at it packs", async (t) => {
+    test("tree at and past the depth limit", async (t) => {
       useMode(mode);
       const { root } = await makeLayout(t);
       // 256 levels of directories below the root, and one more below that.
