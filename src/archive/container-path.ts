@@ -19,12 +19,26 @@ export const maxPathDepth = 256;
 
 /** Returns the error for a path deeper than {@link maxPathDepth} levels. */
 export function tooDeepError(action: string, where: string): TransferError {
-  const shown = where.length > 200 ? `${where.slice(0, 200)}...` : where;
   return new TransferError(
-    `cannot ${action} "${shown}": it is more than ${maxPathDepth} ` +
+    `cannot ${action} "${shortPath(where)}": it is more than ${maxPathDepth} ` +
       "directories deep, the maximum. Copy a folder further down instead",
     Code.InvalidArgument,
   );
+}
+
+/** Longest path that a message shows whole, in characters. */
+const maxShownPath = 1024;
+
+/**
+ * Returns `path` for a message, cut after {@link maxShownPath}
+ * characters with its full length noted: an archive can name an entry
+ * with up to 1 MiB of PAX header, which would fill logs and terminals.
+ */
+export function shortPath(path: string): string {
+  if (path.length <= maxShownPath) {
+    return path;
+  }
+  return `${path.slice(0, maxShownPath)}... (${path.length} characters)`;
 }
 
 /**

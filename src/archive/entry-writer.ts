@@ -29,6 +29,7 @@ import {
   displayPath,
   maxPathDepth,
   pathComponents,
+  shortPath,
   tooDeepError,
 } from "./container-path.js";
 import { childPath, type DirectoryHandle } from "./directory-handle.js";
@@ -135,7 +136,16 @@ export class EntryWriter {
       return;
     }
     if (names.length === 0) {
-      // The destination itself, such as the `./` of a packed root.
+      // The destination itself, such as the `./` of a packed root. Any
+      // other type under a name such as `..` would replace it.
+      if (entry.type !== "Directory") {
+        this.#options.warn(
+          "name-skipped",
+          `skipped the ${entry.type} entry "${shortPath(entry.path)}": its ` +
+            "name leads to the destination itself",
+          where,
+        );
+      }
       this.summary.skipped++;
       return;
     }
@@ -147,6 +157,8 @@ export class EntryWriter {
         break;
       case "File":
       case "OldFile":
+      // A contiguous file is a regular file to Linux, as to GNU tar.
+      case "ContiguousFile":
         await this.#writeFile(entry, names, where, stop);
         break;
       case "SymbolicLink":
@@ -177,7 +189,10 @@ export class EntryWriter {
    * that must still be moved into place, and true when the entry is done.
    */
   writeBuffered(entry: ReadEntry): boolean | Promise<void> {
-    const isFile = entry.type === "File" || entry.type === "OldFile";
+    const isFile =
+      entry.type === "File" ||
+      entry.type === "OldFile" ||
+      entry.type === "ContiguousFile";
     if (!isFile || entry.size > smallFileBytes || entry.blockRemain !== 0) {
       return false;
     }

@@ -4,6 +4,7 @@
  * `/proc/self/fd/12/name` and mean nothing to the caller.
  */
 import { Code, codeOfNodeError, TransferError } from "../errors/index.js";
+import { shortPath } from "./container-path.js";
 
 export { errnoOf } from "../errors/index.js";
 
@@ -58,7 +59,7 @@ export function fileError(
         "such as /proc, or a directory removed during the copy)"
       : "";
   return new TransferError(
-    `failed to ${action} "${containerPath}": ${reason}${hint}`,
+    `failed to ${action} "${shortPath(containerPath)}": ${reason}${hint}`,
     codeOfNodeError(error) ?? Code.Unknown,
     error,
   );

@@ -307,6 +307,33 @@ test("names not valid UTF-8 skipped", async (t) => {
   assert.deepEqual(await readdir(join(root, "in")), ["kept"]);
 });
 
+test("destination-named entry skipped, type 7 kept", async (t) => {
+  const { root } = await makeLayout(t);
+  await mkdir(join(root, "in"));
+  const warnings: string[] = [];
+
+  const summary = await extractArchive(
+    root,
+    "/in",
+    chunked(
+      rawTar([
+        { name: "./", type: "5" },
+        { name: "..", body: "one" },
+        { name: "a/..", body: "two" },
+        { name: "kept", type: "7", body: "three" },
+      ]),
+    ),
+    { onWarning: (code, message) => warnings.push(`${code}: ${message}`) },
+  );
+
+  assert.deepEqual(warnings, [
+    'name-skipped: skipped the File entry "..": its name leads to the destination itself',
+    'name-skipped: skipped the File entry "a/..": its name leads to the destination itself',
+  ]);
+  assert.deepEqual(summary, { entries: 1, skipped: 3, bytes: 5 });
+  assert.deepEqual(await readdir(join(root, "in")), ["kept"]);
+});
+
 test("marker-only archive extracts nothing", async (t) => {
   const { root } = await makeLayout(t);
 
