@@ -52,12 +52,17 @@ export function ownerOf(
   const { uid, gid } = entry;
   const valid = (id: number | undefined): id is number =>
     id !== undefined && Number.isInteger(id) && id >= 0 && id <= maxOwnerId;
-  if (!valid(uid) || !valid(gid)) {
-    throw new TransferError(
-      `invalid owner of "${where}": uid ${uid} and gid ${gid} must be ` +
-        `integers from 0 to ${maxOwnerId}`,
-      Code.InvalidArgument,
-    );
+  for (const [name, id] of [
+    ["uid", uid],
+    ["gid", gid],
+  ] as const) {
+    if (!valid(id)) {
+      throw new TransferError(
+        `invalid owner of "${where}": ${name} ${id} is not an integer ` +
+          `from 0 to ${maxOwnerId}`,
+        Code.InvalidArgument,
+      );
+    }
   }
-  return { uid, gid };
+  return { uid: uid as number, gid: gid as number };
 }

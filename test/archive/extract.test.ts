@@ -192,12 +192,20 @@ test("ownership kept on request", { skip: !isRoot }, async (t) => {
 test("owner beyond 32 bits rejected", async (t) => {
   const { root } = await makeLayout(t);
   const archive = rawArchive([{ path: "f", body: "x", uid: 2 ** 40, gid: 0 }]);
+  const badGid = rawArchive([{ path: "g", body: "x", uid: 0, gid: 2 ** 40 }]);
 
   await assert.rejects(
     extractArchive(root, "/", chunked(archive), { preserveOwnership: true }),
     isTransferError(
       Code.InvalidArgument,
-      /invalid owner of "\/f": uid 1099511627776 and gid 0 must be integers from 0 to 4294967294/,
+      /invalid owner of "\/f": uid 1099511627776 is not an integer from 0 to 4294967294$/,
+    ),
+  );
+  await assert.rejects(
+    extractArchive(root, "/", chunked(badGid), { preserveOwnership: true }),
+    isTransferError(
+      Code.InvalidArgument,
+      /invalid owner of "\/g": gid 1099511627776 is not an integer/,
     ),
   );
 });
