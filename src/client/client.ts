@@ -6,6 +6,7 @@ import { createClient } from "@connectrpc/connect";
 import { abortReason, Code, TransferError } from "../errors/index.js";
 import { Transfer } from "../gen/containerd/services/transfer/v1/transfer_pb.js";
 import { createGrpcTransport } from "../grpc/index.js";
+import { maxConcurrentTransfers } from "../grpc/limits.js";
 import {
   createStreamCreator,
   type Stream,
@@ -27,6 +28,7 @@ import {
 } from "../transport/index.js";
 import { createTtrpcTransport } from "../ttrpc/index.js";
 import { timerOption } from "../util/options.js";
+import { Slots } from "../util/slots.js";
 import {
   checkNamespace,
   checkProtocol,
@@ -72,6 +74,8 @@ export class Client {
   readonly transport: ClientTransport;
   readonly streams: StreamCreator;
   readonly #headers: Record<string, string>;
+  // gRPC servers limit the streams of a connection; ttrpc has no limit.
+  readonly #transferSlots: Slots | undefined;
 
   constructor(options: ClientOptions = {}) {
     this.address = socketPath(options.address ?? defaultAddress);
@@ -86,6 +90,8 @@ export class Client {
         ? createTtrpcTransport({ path: this.address })
         : createGrpcTransport({ path: this.address });
     this.streams = createStreamCreator(this.transport, this.#headers);
+    this.#transferSlots =
+      this.protocol === "grpc" ? new Slots(maxConcurrentTransfers) : undefined;
   }
 
   /** Metadata sent with every call. */
@@ -98,7 +104,8 @@ export class Client {
    * (opening their streams), calls Transfer, then waits for every stream
    * pump. Resolves only when the server reported success and every byte
    * arrived whole; rejects with the first cause otherwise and tears down
-   * every stream it opened.
+   * every stream it opened. Over gRPC, at most 128 transfers of one
+   * client run at a time, and later ones wait before they open a stream.
    */
   async transfer(
     source: TransferObject,
@@ -131,9 +138,11 @@ export class Client {
       usedEnds.add(end);
     }
     let progressStream: Stream | undefined;
+    let releaseSlot: (() => void) | undefined;
 
     try {
       signal.throwIfAborted();
+      releaseSlot = await this.#transferSlots?.take(signal);
       let progressDone: Promise<void> | undefined;
       if (options.onProgress) {
         progressStream = await this.streams.create("progress", { signal });
@@ -190,6 +199,7 @@ export class Client {
         end.abort();
       }
       progressStream?.abort();
+      releaseSlot?.();
     }
   }
 
@@ -203,10 +213,10 @@ export class Client {
   }
 }
 
-/** Opens a client; the connection itself is made on the first call. */
 /** Streaming ends that a transfer has taken; each serves one transfer. */
 const usedEnds = new WeakSet<StreamingTransferObject>();
 
+/** Opens a client; the connection itself is made on the first call. */
 export function connect(options: ClientOptions = {}): Client {
   return new Client(options);
 }

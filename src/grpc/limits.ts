@@ -30,10 +30,21 @@ export const http2Settings = { initialWindowSize: http2WindowBytes };
 /**
  * Streams that one client connection may have open on the server at a
  * time. Each open stream costs the server about 27 KB: 32 000 streams on
- * one connection took a server to 860 MB. A client of this package, like
- * any nghttp2 or grpc-go client, queues further streams until others close.
+ * one connection took a server to 860 MB.
  */
 export const maxConcurrentStreams = 1024;
+
+/**
+ * Transfers that a gRPC client of this package runs at a time on one
+ * connection; later ones wait for a free place. A transfer has up to four
+ * HTTP/2 streams open together (the Transfer call, the progress stream
+ * and a byte stream for each end), so this many use at most half of
+ * {@link maxConcurrentStreams}. Without it, 300 concurrent copies on one
+ * connection had some streams refused (Node.js's server ends a burst
+ * of refused streams by sending ENHANCE_YOUR_CALM), and a transfer whose byte
+ * stream waited behind other transfers' streams could wait forever.
+ */
+export const maxConcurrentTransfers = 128;
 
 /** HTTP/2 settings that the server sends. */
 export const serverHttp2Settings = { ...http2Settings, maxConcurrentStreams };

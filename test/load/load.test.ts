@@ -6,14 +6,25 @@
  * never timing.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
 import { describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import {
   directions,
   type LoadPhase,
   payloadSizes,
   runPhase,
 } from "../../bench/load-workload.js";
+import { connect } from "../../src/client/index.js";
+import { ContainerPath, WriteStream } from "../../src/transfer/index.js";
 import { protocols, startEndpoint } from "../helpers/endpoint.js";
+
+const cliScript = fileURLToPath(new URL("../../cli.js", import.meta.url));
 
 const phases: LoadPhase[] = [
   { name: "one-connection", connections: 1, transfersPerConnection: 30 },
@@ -76,3 +87,51 @@ for (const protocol of protocols) {
     }
   });
 }
+
+test("600 transfers out on one gRPC connection", async (t) => {
+  // The server runs in its own process, as in use: in this process its
+  // SETTINGS reach the client before the first request.
+  const dir = await mkdtemp(join(tmpdir(), "ct-load-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const rootfs = join(dir, "root", "c1", "rootfs");
+  await mkdir(rootfs, { recursive: true });
+  await writeFile(join(rootfs, "f"), Buffer.alloc(2 * 1024 * 1024, 7));
+  const socket = join(dir, "grpc.sock");
+  const server = spawn(
+    process.execPath,
+    [cliScript, "serve", "--root", join(dir, "root"), "--grpc", socket],
+    { stdio: "ignore" },
+  );
+  t.after(() => server.kill());
+  await waitUntil(() => existsSync(socket), 10_000);
+  const client = connect({ address: socket, protocol: "grpc" });
+  t.after(() => client.close());
+
+  // Each transfer has its Transfer call, a data stream and a progress
+  // stream open at once: 1 800 streams in all, beyond the server's 1024
+  // per connection. Each archive is counted, not kept.
+  const sizes: number[] = [];
+  const transfers = Array.from({ length: 600 }, async (_, i) => {
+    let bytes = 0;
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        bytes += chunk.length;
+        callback();
+      },
+    });
+    await client.transfer(
+      new ContainerPath({ containerId: "c1", path: "/f" }),
+      new WriteStream(sink),
+      { onProgress: () => {} },
+    );
+    sizes[i] = bytes;
+  });
+  const results = await Promise.allSettled(transfers);
+
+  const failures = results.flatMap((result) =>
+    result.status === "rejected" ? [String(result.reason)] : [],
+  );
+  assert.deepEqual(failures.slice(0, 3), []);
+  // A 512-byte header, the body and the two end blocks.
+  assert.deepEqual(new Set(sizes), new Set([512 + 2 * 1024 * 1024 + 1024]));
+});
