@@ -17,6 +17,7 @@ import type {
   ArchiveTransferOptions,
   ContainerLocation,
 } from "./copy-archive.js";
+import { withGuardedCallbacks } from "./copy-callbacks.js";
 import { copyLocalToContainer, copyTarToContainer } from "./copy-in.js";
 import { copyContainerToLocal, copyContainerToTar } from "./copy-out.js";
 import { explainUnsupported } from "./unsupported.js";
@@ -33,9 +34,16 @@ export interface CopyOptions extends ArchiveTransferOptions {
   preserveOwnership?: boolean;
   /** Follows a symlink given as the source, and copies what it names. */
   followLink?: boolean;
-  /** Receives archive bytes moved and, when known, the expected total. */
+  /**
+   * Receives archive bytes moved and, when known, the expected total. A
+   * callback that throws, or returns a promise that rejects before the
+   * copy settles, fails the copy.
+   */
   onProgress?: (progress: CopyProgress) => void;
-  /** Receives warnings such as skipped sockets, with the path concerned. */
+  /**
+   * Receives warnings such as skipped sockets, with the path concerned,
+   * and fails the copy as `onProgress` does.
+   */
   onWarning?: WarningHandler;
 }
 
@@ -74,7 +82,9 @@ export function copyIntoContainer(
 ): Promise<CopySummary> {
   return explainUnsupported(
     client,
-    copyLocalToContainer(client, localPath, destination, options),
+    withGuardedCallbacks(options, (guarded) =>
+      copyLocalToContainer(client, localPath, destination, guarded),
+    ),
   );
 }
 
@@ -93,7 +103,9 @@ export function copyFromContainer(
 ): Promise<CopySummary> {
   return explainUnsupported(
     client,
-    copyContainerToLocal(client, source, localPath, options),
+    withGuardedCallbacks(options, (guarded) =>
+      copyContainerToLocal(client, source, localPath, guarded),
+    ),
   );
 }
 
@@ -112,7 +124,9 @@ export function copyArchiveIntoContainer(
   watchStream(source);
   return explainUnsupported(
     client,
-    copyTarToContainer(client, source, destination, options),
+    withGuardedCallbacks(options, (guarded) =>
+      copyTarToContainer(client, source, destination, guarded),
+    ),
   );
 }
 
@@ -136,6 +150,8 @@ export function copyArchiveFromContainer(
   watchStream(sink);
   return explainUnsupported(
     client,
-    copyContainerToTar(client, source, sink, options),
+    withGuardedCallbacks(options, (guarded) =>
+      copyContainerToTar(client, source, sink, guarded),
+    ),
   );
 }

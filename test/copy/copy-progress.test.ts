@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { link, writeFile } from "node:fs/promises";
+import { link, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import {
@@ -137,4 +137,35 @@ test("copy out of directory has no total", async (t) => {
 
   assertSteady(events, summary.bytes);
   assert.ok(events.every((event) => event.totalBytes === undefined));
+});
+
+test("rejecting async callbacks fail the copy", async (t) => {
+  const { client, local, rootfs } = await startCopyEndpoint(t);
+  await writeFile(join(rootfs, "a.bin"), patternBytes(4 * 1024 * 1024));
+  await writeFile(join(local, "b.bin"), patternBytes(4 * 1024 * 1024));
+  const rejecting = async () => {
+    throw new Error("no room for progress");
+  };
+
+  await assert.rejects(
+    copyFromContainer(
+      client,
+      { containerId, path: "/a.bin" },
+      join(local, "a.bin"),
+      { onProgress: rejecting },
+    ),
+    /the onProgress callback threw: no room for progress/,
+  );
+  await assert.rejects(
+    copyIntoContainer(
+      client,
+      join(local, "b.bin"),
+      { containerId, path: "/b.bin" },
+      { onProgress: rejecting },
+    ),
+    /the onProgress callback threw: no room for progress/,
+  );
+
+  // Nothing of the failed copy out is left beside its destination.
+  assert.deepEqual(await readdir(local), ["b.bin"]);
 });
