@@ -590,12 +590,14 @@ export class EntryWriter {
 }
 
 /**
- * Returns the cleaned components of an entry's name, and fails for a
- * name deeper than {@link maxPathDepth} before anything is resolved.
+ * Returns the cleaned components of an entry's name, and fails before
+ * anything is resolved for a name below more than {@link maxPathDepth}
+ * directories. The walk to its parent applies the same limit to the
+ * destination's depth and the name's together.
  */
 function entryNames(path: string): string[] {
   const names = pathComponents(path);
-  if (names.length > maxPathDepth) {
+  if (names.length > maxPathDepth + 1) {
     throw tooDeepError("extract", displayPath(names));
   }
   return names;

@@ -41,6 +41,7 @@ let timeoutReason: TransferError | undefined;
 // Options of the whole program that a command does not take again. A
 // command's own -a (cp) is not among them.
 const globalOnly = new Set([
+  "--address",
   "-p",
   "--protocol",
   "-n",
@@ -53,7 +54,9 @@ const globalOnly = new Set([
  * program came after the command.
  */
 function writeUsageError(text: string, write: (text: string) => void): void {
-  const option = /^error: unknown option '([^'=]+)/.exec(text)?.[1];
+  const given = /^error: unknown option '([^'=]+)/.exec(text)?.[1];
+  // A short option may carry its value, as in -nfoo.
+  const option = given?.startsWith("--") ? given : given?.slice(0, 2);
   if (option === undefined || !globalOnly.has(option)) {
     write(text);
     return;

@@ -6,7 +6,7 @@ import { createClient } from "@connectrpc/connect";
 import { abortReason, Code, TransferError } from "../errors/index.js";
 import { Transfer } from "../gen/containerd/services/transfer/v1/transfer_pb.js";
 import { createGrpcTransport } from "../grpc/index.js";
-import { maxConcurrentTransfers } from "../grpc/limits.js";
+import { transferStreamBudget } from "../grpc/limits.js";
 import {
   createStreamCreator,
   type Stream,
@@ -91,7 +91,7 @@ export class Client {
         : createGrpcTransport({ path: this.address });
     this.streams = createStreamCreator(this.transport, this.#headers);
     this.#transferSlots =
-      this.protocol === "grpc" ? new Slots(maxConcurrentTransfers) : undefined;
+      this.protocol === "grpc" ? new Slots(transferStreamBudget) : undefined;
   }
 
   /** Metadata sent with every call. */
@@ -104,8 +104,9 @@ export class Client {
    * (opening their streams), calls Transfer, then waits for every stream
    * pump. Resolves only when the server reported success and every byte
    * arrived whole; rejects with the first cause otherwise and tears down
-   * every stream it opened. Over gRPC, at most 128 transfers of one
-   * client run at a time, and later ones wait before they open a stream.
+   * every stream it opened. Over gRPC, the transfers of one client keep
+   * at most 960 HTTP/2 streams open, and one that would pass that waits
+   * before it opens any.
    */
   async transfer(
     source: TransferObject,
@@ -142,7 +143,9 @@ export class Client {
 
     try {
       signal.throwIfAborted();
-      releaseSlot = await this.#transferSlots?.take(signal);
+      // The Transfer call, the progress stream and the byte streams.
+      const streams = 1 + (options.onProgress ? 1 : 0) + ends.length;
+      releaseSlot = await this.#transferSlots?.take(signal, streams);
       let progressDone: Promise<void> | undefined;
       if (options.onProgress) {
         progressStream = await this.streams.create("progress", { signal });

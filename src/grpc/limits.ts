@@ -35,16 +35,19 @@ export const http2Settings = { initialWindowSize: http2WindowBytes };
 export const maxConcurrentStreams = 1024;
 
 /**
- * Transfers that a gRPC client of this package runs at a time on one
- * connection; later ones wait for a free place. A transfer has up to four
- * HTTP/2 streams open together (the Transfer call, the progress stream
- * and a byte stream for each end), so this many use at most half of
- * {@link maxConcurrentStreams}. Without it, 300 concurrent copies on one
- * connection had some streams refused (Node.js's server ends a burst
- * of refused streams by sending ENHANCE_YOUR_CALM), and a transfer whose byte
- * stream waited behind other transfers' streams could wait forever.
+ * HTTP/2 streams that the transfers of one gRPC client of this package
+ * have open at a time on one connection. Before it opens any, a transfer
+ * counts one for its Transfer call, one for its progress and one for
+ * each byte stream, and waits while the total would pass this number.
+ * It stays below {@link maxConcurrentStreams}, leaving room for streams
+ * that the server has not yet seen closed. Without it, 300 concurrent copies
+ * on one connection had some streams refused (Node.js's server ends a
+ * burst of refused streams by sending ENHANCE_YOUR_CALM), and a transfer
+ * whose byte stream waited behind other transfers' streams could wait
+ * forever. Counting streams rather than transfers lets a copy out that is
+ * piped into a copy in run beside it whenever both fit.
  */
-export const maxConcurrentTransfers = 128;
+export const transferStreamBudget = maxConcurrentStreams - 64;
 
 /** HTTP/2 settings that the server sends. */
 export const serverHttp2Settings = { ...http2Settings, maxConcurrentStreams };

@@ -14,9 +14,14 @@ import {
 } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { describe, test } from "node:test";
 import { Parser, type ReadEntry } from "tar";
-import { packChunks, packPath } from "../../src/archive/index.js";
+import {
+  extractArchive,
+  packChunks,
+  packPath,
+} from "../../src/archive/index.js";
 import { chunkBytes } from "../../src/archive/pack-buffers.js";
 import { Code, TransferError } from "../../src/errors/index.js";
 import {
@@ -239,6 +244,21 @@ for (const mode of modes) {
 
       const entries = await list(await collect(packPath(root, "/top")));
       assert.equal(entries.at(-1)?.body, "x");
+      // What packs also extracts.
+      const out = join(root, "out");
+      await mkdir(out);
+      await extractArchive(
+        out,
+        "/",
+        Readable.from([await collect(packPath(root, "/top"))]),
+      );
+      assert.equal(
+        readFileSync(
+          join(out, "top", ..."d".repeat(255).split(""), "leaf"),
+          "utf8",
+        ),
+        "x",
+      );
 
       await mkdir(join(deepest, "more"));
       await assert.rejects(

@@ -11,8 +11,8 @@ import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
-import { describe, test } from "node:test";
+import { PassThrough, Writable } from "node:stream";
+import { describe, type TestContext, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import {
   directions,
@@ -20,7 +20,11 @@ import {
   payloadSizes,
   runPhase,
 } from "../../bench/load-workload.js";
-import { connect } from "../../src/client/index.js";
+import {
+  connect,
+  copyArchiveFromContainer,
+  copyArchiveIntoContainer,
+} from "../../src/client/index.js";
 import { ContainerPath, WriteStream } from "../../src/transfer/index.js";
 import { protocols, startEndpoint } from "../helpers/endpoint.js";
 
@@ -88,13 +92,17 @@ for (const protocol of protocols) {
   });
 }
 
-test("600 transfers out on one gRPC connection", async (t) => {
-  // The server runs in its own process, as in use: in this process its
-  // SETTINGS reach the client before the first request.
+/**
+ * Starts `serve` over gRPC in its own process, as in use (in this
+ * process its SETTINGS would reach the client before the first request),
+ * with container c1 holding a 2 MiB file /f and an empty container c2.
+ */
+async function startServeProcess(t: TestContext) {
   const dir = await mkdtemp(join(tmpdir(), "ct-load-"));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const rootfs = join(dir, "root", "c1", "rootfs");
   await mkdir(rootfs, { recursive: true });
+  await mkdir(join(dir, "root", "c2", "rootfs"), { recursive: true });
   await writeFile(join(rootfs, "f"), Buffer.alloc(2 * 1024 * 1024, 7));
   const socket = join(dir, "grpc.sock");
   const server = spawn(
@@ -106,6 +114,11 @@ test("600 transfers out on one gRPC connection", async (t) => {
   await waitUntil(() => existsSync(socket), 10_000);
   const client = connect({ address: socket, protocol: "grpc" });
   t.after(() => client.close());
+  return { client, dir };
+}
+
+test("600 transfers out on one gRPC connection", async (t) => {
+  const { client } = await startServeProcess(t);
 
   // Each transfer has its Transfer call, a data stream and a progress
   // stream open at once: 1 800 streams in all, beyond the server's 1024
@@ -134,4 +147,33 @@ test("600 transfers out on one gRPC connection", async (t) => {
   assert.deepEqual(failures.slice(0, 3), []);
   // A 512-byte header, the body and the two end blocks.
   assert.deepEqual(new Set(sizes), new Set([512 + 2 * 1024 * 1024 + 1024]));
+});
+
+test("copies out piped into copies in on one gRPC connection", async (t) => {
+  const { client } = await startServeProcess(t);
+
+  // Every copy out starts first and waits for its copy in to read: a
+  // limit that let the copies out take every place would stop all.
+  // A stopped pair fails at the deadline instead of hanging the test.
+  const signal = AbortSignal.timeout(60_000);
+  const pipes = Array.from({ length: 200 }, () => new PassThrough());
+  const outs = pipes.map((pipe) =>
+    copyArchiveFromContainer(client, { containerId: "c1", path: "/f" }, pipe, {
+      signal,
+    }),
+  );
+  const ins = pipes.map((pipe) =>
+    copyArchiveIntoContainer(
+      client,
+      pipe,
+      { containerId: "c2", path: "/" },
+      { signal },
+    ),
+  );
+  const results = await Promise.allSettled([...outs, ...ins]);
+
+  const failures = results.flatMap((result) =>
+    result.status === "rejected" ? [String(result.reason)] : [],
+  );
+  assert.deepEqual(failures.slice(0, 3), []);
 });
