@@ -117,7 +117,7 @@ async function startServeProcess(t: TestContext) {
   return { client, dir };
 }
 
-test("600 transfers out on one gRPC connection", async (t) => {
+test("600 transfers on one gRPC connection", async (t) => {
   const { client } = await startServeProcess(t);
 
   // Each transfer has its Transfer call, a data stream and a progress
@@ -149,7 +149,7 @@ test("600 transfers out on one gRPC connection", async (t) => {
   assert.deepEqual(new Set(sizes), new Set([512 + 2 * 1024 * 1024 + 1024]));
 });
 
-test("copies out piped into copies in on one gRPC connection", async (t) => {
+test("piped copies share one gRPC connection", async (t) => {
   const { client } = await startServeProcess(t);
 
   // Every copy out starts first and waits for its copy in to read: a
