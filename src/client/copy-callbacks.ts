@@ -12,10 +12,9 @@ interface CallbackOptions {
 
 /**
  * Runs `copy` with `options` whose `onProgress` and `onWarning` are
- * watched: when one returns a promise that rejects before the copy
- * settles, the copy is stopped and rejects with Unknown "the NAME
- * callback threw". A rejection after that is ignored. A callback that
- * throws is left to the copy, which fails with its error.
+ * watched: when one throws, or returns a promise that rejects before the
+ * copy settles, the copy is stopped and rejects with Unknown "the NAME
+ * callback threw". A rejection after that is ignored.
  */
 export async function withGuardedCallbacks<O extends CallbackOptions, R>(
   options: O,
@@ -31,21 +30,30 @@ export async function withGuardedCallbacks<O extends CallbackOptions, R>(
     if (callback === undefined) {
       return callback;
     }
+    const fail = (error: unknown) => {
+      if (settled || failure !== undefined) {
+        return;
+      }
+      failure = new TransferError(
+        `the ${name} callback threw: ` +
+          (error instanceof Error ? error.message : String(error)),
+        Code.Unknown,
+        error,
+      );
+      stop.abort(failure);
+    };
     return ((...args: never[]) => {
-      const result = callback(...args);
+      let result: unknown;
+      try {
+        result = callback(...args);
+      } catch (error) {
+        // The copy fails with this error too; the failure names the
+        // callback, whichever part of the copy called it.
+        fail(error);
+        throw error;
+      }
       if (isPromiseLike(result)) {
-        result.then(undefined, (error: unknown) => {
-          if (settled || failure !== undefined) {
-            return;
-          }
-          failure = new TransferError(
-            `the ${name} callback threw: ` +
-              (error instanceof Error ? error.message : String(error)),
-            Code.Unknown,
-            error,
-          );
-          stop.abort(failure);
-        });
+        result.then(undefined, fail);
       }
       return result;
     }) as F;

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { link, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -168,4 +169,26 @@ test("rejecting async callbacks fail the copy", async (t) => {
 
   // Nothing of the failed copy out is left beside its destination.
   assert.deepEqual(await readdir(local), ["b.bin"]);
+});
+
+test("throwing onWarning of a local warning named", async (t) => {
+  const { client, local } = await startCopyEndpoint(t);
+  await writeTree(local, { src: "/", "src/a.txt": "a" });
+  const source = join(local, "src");
+  // The packer skips a FIFO with a warning, on the client's side.
+  execFileSync("mkfifo", [join(source, "pipe")]);
+
+  await assert.rejects(
+    copyIntoContainer(
+      client,
+      source,
+      { containerId, path: "/src" },
+      {
+        onWarning: () => {
+          throw new Error("warnings not allowed");
+        },
+      },
+    ),
+    /the onWarning callback threw: warnings not allowed/,
+  );
 });
