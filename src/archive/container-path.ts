@@ -8,12 +8,11 @@ import { Code, TransferError } from "../errors/index.js";
 
 /**
  * Maximum directory levels that packing, extraction and resolution go
- * down.
- * Every level keeps a directory open while its entry is written or its
- * tree is packed, and costs memory for its path, so without a limit one
- * small archive with a very deep name could exhaust the server's file
- * descriptors or memory. Real trees stay far below it; Linux's PATH_MAX
- * of 4096 bytes fits at most 2048 levels.
+ * down. Every level keeps a directory open and a copy of its path while
+ * its entry is written or its tree is packed. Without a limit, one small
+ * archive with a very deep name could exhaust the server's file
+ * descriptors or memory. Linux's PATH_MAX of 4096 bytes fits at most
+ * 2048 levels.
  */
 export const maxPathDepth = 256;
 

@@ -532,7 +532,7 @@ function eventPrinter(quiet: boolean | undefined) {
   };
 }
 
-/** A repeatable --platform whose help names what applies without it. */
+/** Returns a repeatable --platform option whose help names its default. */
 function platformOption(description: string, otherwise: string): Option {
   return new Option("--platform <platform>", `${description}; repeatable`)
     .argParser(collect)

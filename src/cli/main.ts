@@ -54,9 +54,9 @@ const globalOnly = new Set([
  * program came after the command.
  */
 function writeUsageError(text: string, write: (text: string) => void): void {
-  const given = /^error: unknown option '([^'=]+)/.exec(text)?.[1];
+  const rejected = /^error: unknown option '([^'=]+)/.exec(text)?.[1];
   // A short option may carry its value, as in -nfoo.
-  const option = given?.startsWith("--") ? given : given?.slice(0, 2);
+  const option = rejected?.startsWith("--") ? rejected : rejected?.slice(0, 2);
   if (option === undefined || !globalOnly.has(option)) {
     write(text);
     return;

@@ -269,9 +269,8 @@ class ServerStreamCall implements OpenCall {
 
   #onInputEnd(): void {
     // Node.js also emits "end", before "close", for a stream that the
-    // client reset, even between two messages. The stream is closed by
-    // then, which a half-close alone cannot do while the response is
-    // still open; the input of a reset stream is not complete.
+    // client reset, even between two messages. Only a reset has closed
+    // the stream by then, because the response is still open.
     if (this.#stream.closed) {
       this.#onClose();
       return;

@@ -20,14 +20,14 @@ export class Slots {
    */
   async take(signal: AbortSignal, units = 1): Promise<() => void> {
     signal.throwIfAborted();
-    const wanted = Math.min(units, this.#count);
-    if (this.#waiting.length === 0 && this.#free >= wanted) {
-      this.#free -= wanted;
-      return this.#releaser(wanted);
+    const requested = Math.min(units, this.#count);
+    if (this.#waiting.length === 0 && this.#free >= requested) {
+      this.#free -= requested;
+      return this.#releaser(requested);
     }
     await new Promise<void>((resolve, reject) => {
       const waiter = {
-        units: wanted,
+        units: requested,
         grant: () => {
           signal.removeEventListener("abort", onAbort);
           resolve();
@@ -42,7 +42,7 @@ export class Slots {
       this.#waiting.push(waiter);
       signal.addEventListener("abort", onAbort, { once: true });
     });
-    return this.#releaser(wanted);
+    return this.#releaser(requested);
   }
 
   #releaser(units: number): () => void {

@@ -144,7 +144,7 @@ test("copy out keeping owners as non-root says it needs root", {
   const { socket, dir, local, rootfs } = await startCopyEndpoint(t);
   await openToNobody(dir, socket);
   await chmod(local, 0o777);
-  // Owned by root, which nobody cannot give a file to.
+  // The file is owned by root, and only root may chown a file to root.
   await writeTree(rootfs, { "f.txt": "x" });
 
   const result = await runCli(

@@ -41,23 +41,25 @@ test("aborted wait takes no slot", async () => {
 
 test("larger requests wait for enough units", async () => {
   const slots = new Slots(4);
-  const three = await slots.take(new AbortController().signal, 3);
+  const triple = await slots.take(new AbortController().signal, 3);
   const order: string[] = [];
 
-  const two = slots.take(new AbortController().signal, 2).then((giveBack) => {
-    order.push("two");
+  const pair = slots.take(new AbortController().signal, 2).then((giveBack) => {
+    order.push("pair");
     return giveBack;
   });
   // Arrival order holds: the single unit waits behind the pair.
-  const one = slots.take(new AbortController().signal, 1).then((giveBack) => {
-    order.push("one");
-    return giveBack;
-  });
+  const single = slots
+    .take(new AbortController().signal, 1)
+    .then((giveBack) => {
+      order.push("single");
+      return giveBack;
+    });
   await new Promise((resolve) => setImmediate(resolve));
   assert.deepEqual(order, []);
 
-  three();
-  (await two)();
-  (await one)();
-  assert.deepEqual(order, ["two", "one"]);
+  triple();
+  (await pair)();
+  (await single)();
+  assert.deepEqual(order, ["pair", "single"]);
 });
